@@ -1,0 +1,234 @@
+"""Checkpoints: one safetensors file with the model's JSON config in its header; the model registry.
+
+Nothing here unpickles: safetensors holds raw tensors and a string header, so loading a file,
+downloaded or not, can never run code. Registry entries (``checkpoints.toml``) pin a sha256 that
+every load checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from separate.errors import SeparateError
+from separate.models import build
+from separate.models.base import SeparationModel
+
+FORMAT_VERSION = 1
+HEADER_KEY = "separate"
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar"}
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The registry ships inside the package (a link to the top-level ``checkpoints.toml`` in a checkout).
+DEFAULT_REGISTRY = PACKAGE_DIR / "checkpoints.toml"
+
+
+def save(model: SeparationModel, path: str | os.PathLike[str], half: bool = False, **metadata: Any) -> Path:
+    """Write ``model`` to ``path`` (.safetensors), atomically. ``metadata`` goes into the JSON header
+    (e.g. ``training={...}``, ``metrics={...}``). ``half=True`` stores floating weights as float16."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise SeparateError(f"checkpoint names must end in .safetensors, got '{path.name}'")
+    header = {
+        "format": FORMAT_VERSION,
+        "architecture": type(model).architecture,
+        "kwargs": model.config,
+        "sample_rate": model.sample_rate,
+        "sources": list(model.sources),
+        "audio_channels": model.audio_channels,
+        "causal": model.causal,
+        **metadata,
+    }
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().to("cpu").contiguous().clone()
+        if half and tensor.is_floating_point():
+            tensor = tensor.half()
+        tensors[name] = tensor
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        save_file(tensors, str(partial), metadata={HEADER_KEY: json.dumps(header)})
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON header of a checkpoint, without loading its weights."""
+    path = _checked_path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(HEADER_KEY)
+    except (SafetensorError, OSError, ValueError) as problem:
+        raise SeparateError(f"'{path}' is not a readable safetensors checkpoint ({problem})") from None
+    if raw is None:
+        raise SeparateError(f"'{path}' has no '{HEADER_KEY}' header: not a separate checkpoint")
+    try:
+        header = json.loads(raw)
+    except json.JSONDecodeError:
+        raise SeparateError(f"'{path}' has a corrupt '{HEADER_KEY}' header") from None
+    if header.get("format") != FORMAT_VERSION:
+        raise SeparateError(f"'{path}' has checkpoint format {header.get('format')}, expected {FORMAT_VERSION}")
+    return header
+
+
+def load(path: str | os.PathLike[str], sha256: str | None = None) -> SeparationModel:
+    """Rebuild the model stored at ``path`` in eval mode; check ``sha256`` when given."""
+    path = _checked_path(path)
+    if sha256 is not None:
+        verify_sha256(path, sha256)
+    header = read_header(path)
+    model = build(header["architecture"], **header["kwargs"])
+    with safe_open(str(path), framework="pt") as handle:
+        state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        if name in expected:
+            state[name] = tensor.to(expected[name].dtype)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as problem:
+        raise SeparateError(f"'{path}' does not match its own architecture: {str(problem).splitlines()[0]}") from None
+    model.eval()
+    model.checkpoint_header = header
+    return model
+
+
+def _checked_path(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise SeparateError(
+            f"refusing '{path.name}': pickle checkpoints can run code when loaded; convert it to .safetensors"
+        )
+    if not path.exists():
+        raise SeparateError(f"checkpoint '{path}' does not exist")
+    if path.is_dir():
+        raise SeparateError(f"checkpoint '{path}' is a directory")
+    return path
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    actual = file_sha256(path)
+    if actual != expected.lower():
+        raise SeparateError(f"sha256 mismatch for '{path.name}': expected {expected[:12]}…, got {actual[:12]}…")
+
+
+@dataclass
+class RegistryEntry:
+    """One named pretrained model of ``checkpoints.toml``."""
+
+    name: str
+    architecture: str
+    task: str
+    sources: list[str]
+    sample_rate: int
+    sha256: str
+    bundled: str | None = None
+    hub: dict[str, str] | None = None
+    description: str = ""
+    default: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        if self.bundled:
+            return f"bundled:{self.bundled}"
+        assert self.hub is not None
+        return f"hf://{self.hub['repo']}/{self.hub['filename']}@{self.hub.get('revision', 'main')}"
+
+
+def registry(path: str | os.PathLike[str] | None = None) -> dict[str, RegistryEntry]:
+    """Named models from ``path`` (default: ``$SEPARATE_REGISTRY`` or the shipped ``checkpoints.toml``)."""
+    path = Path(path or os.environ.get("SEPARATE_REGISTRY") or DEFAULT_REGISTRY)
+    try:
+        tables = tomllib.loads(path.read_text()).get("models", {})
+    except (OSError, tomllib.TOMLDecodeError) as problem:
+        raise SeparateError(f"cannot read the model registry '{path}': {problem}") from None
+    entries = {}
+    for name, table in tables.items():
+        if ("bundled" in table) == ("hub" in table):
+            raise SeparateError(f"registry entry '{name}' must have exactly one of 'bundled' or 'hub'")
+        entries[name] = RegistryEntry(name=name, **table)
+    return entries
+
+
+def fetch(entry: RegistryEntry) -> Path:
+    """Local path of a registry entry's file (downloading through the Hub cache if needed), hash-checked."""
+    if entry.bundled:
+        path = PACKAGE_DIR / entry.bundled
+    else:
+        assert entry.hub is not None
+        path = hub_download(entry.hub["repo"], entry.hub["filename"], entry.hub.get("revision"))
+    verify_sha256(_checked_path(path), entry.sha256)
+    return path
+
+
+def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
+    """``huggingface_hub.hf_hub_download`` with its cache, ``HF_HUB_OFFLINE`` and revisions; errors as one line."""
+    if Path(filename).suffix.lower() in PICKLE_SUFFIXES:
+        _checked_path(filename)
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision))
+    except LocalEntryNotFoundError:
+        raise SeparateError(
+            f"'{repo}/{filename}' is not in the Hugging Face cache and cannot be downloaded (offline?)"
+        ) from None
+    except (HfHubHTTPError, OSError, ValueError) as problem:
+        raise SeparateError(f"cannot download '{repo}/{filename}': {str(problem).splitlines()[0]}") from None
+
+
+def parse_hf_url(url: str) -> tuple[str, str, str | None]:
+    """``hf://org/repo/path/file.safetensors[@revision]`` -> (repo, filename, revision)."""
+    rest = url.removeprefix("hf://")
+    rest, _, revision = rest.partition("@")
+    parts = rest.split("/")
+    if len(parts) < 3 or not all(parts):
+        raise SeparateError(f"'{url}' is not of the form hf://org/repo/file.safetensors[@revision]")
+    return "/".join(parts[:2]), "/".join(parts[2:]), revision or None
+
+
+def resolve(name: str) -> Path:
+    """Path of the checkpoint a user named: registry name, local path or ``hf://`` URL."""
+    if name.startswith("hf://"):
+        return hub_download(*parse_hf_url(name))
+    entries = registry()
+    if name in entries:
+        return fetch(entries[name])
+    if Path(name).suffix or os.sep in name or Path(name).exists():
+        return _checked_path(name)
+    known = ", ".join(sorted(entries)) or "none registered"
+    raise SeparateError(f"unknown model '{name}' (registered: {known}; or give a .safetensors path or hf:// URL)")
+
+
+def default_model_name() -> str:
+    """The registry entry marked ``default = true`` (used when ``--model`` is not given)."""
+    defaults = [entry.name for entry in registry().values() if entry.default]
+    if not defaults:
+        raise SeparateError("no --model given and the registry names no default model")
+    return defaults[0]
+
+
+def load_model(name: str | os.PathLike[str]) -> SeparationModel:
+    """Load a model by registry name, local ``.safetensors`` path or ``hf://org/repo/file[@rev]``."""
+    return load(resolve(os.fspath(name)))

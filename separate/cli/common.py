@@ -1,0 +1,39 @@
+"""Options and output helpers shared by every subcommand (defined once, reused)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+#: Human-facing output (tables, progress) goes to stderr so stdout stays clean for audio and JSON.
+console = Console(stderr=True, highlight=False)
+
+json_option = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
+device_option = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N")
+threads_option = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's choice).")
+
+
+def emit_json(obj: Any) -> None:
+    """Write ``obj`` as one JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` to torch's intra-op pool."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

@@ -1,0 +1,88 @@
+"""``separate models list|info|download``: the registry of named checkpoints and the architectures."""
+
+from __future__ import annotations
+
+import typer
+
+from separate.cli.common import console, emit_json, json_option
+
+models_app = typer.Typer(help="Show and fetch registered models.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def list_models(as_json: bool = json_option) -> None:
+    """Registered checkpoints and buildable presets."""
+    from separate.checkpoints import registry
+    from separate.models import PRESETS
+
+    entries = registry()
+    if as_json:
+        emit_json(
+            {
+                "checkpoints": {name: _entry_dict(entry) for name, entry in entries.items()},
+                "presets": {name: dict(kwargs) for name, kwargs in PRESETS.items()},
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title="Registered checkpoints")
+    for column in ("name", "architecture", "task", "sources", "rate", "from"):
+        table.add_column(column)
+    for entry in entries.values():
+        table.add_row(
+            entry.name, entry.architecture, entry.task, ",".join(entry.sources), str(entry.sample_rate),
+            entry.location,
+        )
+    console.print(table if entries else "No checkpoints registered yet.")
+    console.print("Presets (separate.models.build): " + ", ".join(sorted(PRESETS)))
+
+
+@models_app.command("info")
+def info(name: str = typer.Argument(..., help="Registry name, .safetensors path or hf:// URL."),
+         as_json: bool = json_option) -> None:
+    """Details of one model: registry entry, or the header of a checkpoint file."""
+    from separate.checkpoints import read_header, registry, resolve
+    from separate.complexity import count_parameters
+
+    entries = registry()
+    result = _entry_dict(entries[name]) if name in entries else {}
+    path = resolve(name) if name not in entries or _is_local(entries[name]) else None
+    if path is not None:
+        header = read_header(path)
+        from separate.checkpoints import load
+
+        result.update(header, path=str(path), parameters=count_parameters(load(path)))
+    if as_json:
+        emit_json(result)
+        return
+    for key, value in result.items():
+        console.print(f"[bold]{key}[/bold]: {value}")
+
+
+@models_app.command("download")
+def download(name: str = typer.Argument(..., help="Registry name or hf:// URL."), as_json: bool = json_option) -> None:
+    """Fetch a model into the Hugging Face cache (checked against its sha256) and print its path."""
+    from separate.checkpoints import resolve
+
+    path = resolve(name)
+    if as_json:
+        emit_json({"name": name, "path": str(path)})
+    else:
+        print(path)
+
+
+def _is_local(entry: object) -> bool:
+    return bool(getattr(entry, "bundled", None))
+
+
+def _entry_dict(entry: object) -> dict:
+    from dataclasses import asdict
+
+    data = asdict(entry)  # type: ignore[call-overload]
+    data["location"] = entry.location  # type: ignore[attr-defined]
+    return data
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,284 @@
+"""Chunked overlap-add inference with bounded memory.
+
+The input streams through in blocks: resampled to the model's rate, cut into overlapping chunks
+that are windowed (triangular) and run through the model several at a time, overlap-added, and
+resampled back. Only the samples still covered by a pending chunk are kept, so memory does not
+grow with the input's length. Chunk positions and batch groups depend only on the input's length,
+never on the read block size, so the result is bit-identical whatever the block size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from separate.audio import AudioInput, StemWriter, resample_blocks, resampled_length
+from separate.errors import SeparateError
+from separate.models.base import SeparationModel
+
+DEFAULT_SEGMENT = 10.0
+
+
+def select_device(spec: str = "auto") -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``, checked against what exists."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise SeparateError(f"unknown device '{spec}' (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SeparateError(f"device '{spec}' requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise SeparateError(f"device '{spec}' does not exist ({torch.cuda.device_count()} CUDA devices)")
+    elif device.type != "cpu":
+        raise SeparateError(f"unsupported device '{spec}' (use auto, cpu, cuda or cuda:N)")
+    return device
+
+
+def triangular_window(length: int) -> np.ndarray:
+    """Weights 1, 2, ..., peak, ..., 2, 1 (never zero, so every sample is covered)."""
+    rise = np.arange(1, length // 2 + 1, dtype=np.float32)
+    fall = np.arange(length - length // 2, 0, -1, dtype=np.float32)
+    return np.concatenate([rise, fall])
+
+
+class Separator:
+    """Runs a separation model over audio of any length.
+
+    Args:
+        model: a :class:`SeparationModel` (``mix: [B, C, T] -> [B, S, C, T]``).
+        device: ``auto | cpu | cuda | cuda:N``.
+        segment: seconds per chunk (default: the model's ``default_segment``, else 10 s).
+        overlap: fraction of a chunk shared with the next one, in [0, 1).
+        batch_size: chunks per forward pass.
+        half: run in float16 (CUDA only).
+    """
+
+    def __init__(
+        self,
+        model: SeparationModel,
+        device: str = "auto",
+        segment: float | None = None,
+        overlap: float = 0.25,
+        batch_size: int = 4,
+        half: bool = False,
+    ) -> None:
+        if not 0.0 <= overlap < 1.0:
+            raise SeparateError(f"overlap must be in [0, 1), got {overlap}")
+        if batch_size < 1:
+            raise SeparateError(f"batch size must be at least 1, got {batch_size}")
+        if segment is not None and segment <= 0:
+            raise SeparateError(f"segment must be positive, got {segment}")
+        self.device = select_device(device)
+        if half and self.device.type != "cuda":
+            raise SeparateError("half precision needs a CUDA device")
+        self.dtype = torch.float16 if half else torch.float32
+        self.model = model.to(self.device, self.dtype).eval()
+        self.segment = segment or model.default_segment or DEFAULT_SEGMENT
+        self.overlap = overlap
+        self.batch_size = batch_size
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.model.sources)
+
+    @property
+    def max_channels(self) -> int:
+        """Mono models fold channels into the batch; mono and stereo inputs are always accepted."""
+        return max(2, self.model.audio_channels)
+
+    def plan(self, frames: int) -> tuple[int, int, int]:
+        """(chunk length, hop, number of chunks) at the model's rate for an input of ``frames`` samples."""
+        chunk = max(1, min(round(self.segment * self.model.sample_rate), frames))
+        if chunk >= frames:
+            return frames, frames, 1
+        hop = max(1, round(chunk * (1.0 - self.overlap)))
+        return chunk, hop, math.ceil((frames - chunk) / hop) + 1
+
+    def separate_tensor(self, mix: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """mix: [C, T] at ``sample_rate`` -> stems [S, C, T] at the same rate (in memory)."""
+        if mix.dim() != 2 or mix.shape[-1] == 0:
+            raise SeparateError(f"expected a non-empty [channels, samples] tensor, got shape {tuple(mix.shape)}")
+        array = mix.detach().to("cpu", torch.float32).numpy()
+        blocks = (array[:, start : start + (1 << 16)] for start in range(0, array.shape[1], 1 << 16))
+        out = list(self.stream(blocks, sample_rate, array.shape[0], array.shape[1]))
+        return torch.from_numpy(np.concatenate(out, axis=-1))
+
+    def stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        sample_rate: int,
+        channels: int,
+        frames: int,
+        progress: Callable[[float], None] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Separate ``[C, n]`` blocks totalling ``frames`` at ``sample_rate``; yields ``[S, C, n]`` blocks."""
+        if channels > self.max_channels:
+            raise SeparateError(f"input has {channels} channels; this model takes at most {self.max_channels}")
+        rate = self.model.sample_rate
+        model_frames = max(1, resampled_length(frames, sample_rate, rate))
+        model_blocks = resample_blocks(blocks, sample_rate, rate, model_frames)
+        stems = self._overlap_add(model_blocks, channels, model_frames, progress)
+        n_stems = len(self.sources)
+        flat = (block.reshape(n_stems * channels, -1) for block in stems)
+        for block in resample_blocks(flat, rate, sample_rate, frames):
+            yield block.reshape(n_stems, channels, -1)
+
+    def _overlap_add(
+        self,
+        blocks: Iterable[np.ndarray],
+        channels: int,
+        frames: int,
+        progress: Callable[[float], None] | None,
+    ) -> Iterator[np.ndarray]:
+        chunk, hop, n_chunks = self.plan(frames)
+        window = triangular_window(chunk) if n_chunks > 1 else np.ones(chunk, np.float32)
+        n_stems = len(self.sources)
+        pending = np.zeros((channels, 0), np.float32)  # input from absolute position `pending_start`
+        pending_start = 0
+        total = np.zeros((n_stems, channels, 0), np.float32)  # weighted sum from `emitted`
+        weight = np.zeros(0, np.float32)
+        emitted = 0
+        received = 0
+        next_chunk = 0
+        previous_tail: np.ndarray | None = None
+        iterator = iter(blocks)
+        exhausted = False
+        while next_chunk < n_chunks:
+            group = range(next_chunk, min(next_chunk + self.batch_size, n_chunks))
+            last_end = min(group[-1] * hop + chunk, frames)
+            while received < last_end and not exhausted:
+                block = next(iterator, None)
+                if block is None:
+                    exhausted = True
+                    break
+                pending = np.concatenate([pending, block], axis=1)
+                received += block.shape[1]
+            batch = np.zeros((len(group), channels, chunk), np.float32)
+            for row, index in enumerate(group):
+                piece = pending[:, index * hop - pending_start : index * hop - pending_start + chunk]
+                batch[row, :, : piece.shape[1]] = piece
+            estimates = self._forward(batch)  # [b, S, C, chunk]
+            new_end = min(group[-1] * hop + chunk, frames)
+            grow = new_end - emitted - weight.shape[0]
+            if grow > 0:
+                total = np.concatenate([total, np.zeros((n_stems, channels, grow), np.float32)], axis=2)
+                weight = np.concatenate([weight, np.zeros(grow, np.float32)])
+            for row, index in enumerate(group):
+                estimate = estimates[row]
+                if self.model.permutation_invariant and index > 0 and previous_tail is not None:
+                    estimate = estimate[_best_order(previous_tail, estimate[:, :, : chunk - hop])]
+                previous_tail = estimate[:, :, hop:] if n_chunks > 1 else None
+                start = index * hop - emitted
+                length = min(chunk, frames - index * hop)
+                total[:, :, start : start + length] += estimate[:, :, :length] * window[:length]
+                weight[start : start + length] += window[:length]
+            next_chunk = group[-1] + 1
+            final = next_chunk * hop if next_chunk < n_chunks else frames
+            ready = final - emitted
+            yield total[:, :, :ready] / weight[:ready]
+            total, weight = total[:, :, ready:], weight[ready:]
+            emitted = final
+            drop = min(final, pending_start + pending.shape[1]) - pending_start
+            pending, pending_start = pending[:, drop:], pending_start + drop
+            if progress is not None:
+                progress(emitted / frames)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """batch: [b, C, L] -> estimates [b, S, C, L], folding channels for mono models."""
+        b, channels, length = batch.shape
+        model_channels = self.model.audio_channels
+        mix = torch.from_numpy(batch).to(self.device, self.dtype)
+        with torch.inference_mode():
+            if model_channels == channels:
+                out = self.model(mix)
+            elif model_channels == 1:
+                out = self.model(mix.reshape(b * channels, 1, length))
+                out = out.reshape(b, channels, -1, length).transpose(1, 2)
+            elif channels == 1:
+                out = self.model(mix.expand(b, model_channels, length)).mean(2, keepdim=True)
+            else:
+                raise SeparateError(f"input has {channels} channels; this model takes {model_channels}")
+        return out.float().cpu().numpy()
+
+    def separate_file(
+        self,
+        audio: AudioInput,
+        outputs: dict[str, str],
+        fmt: str,
+        subtype: str,
+        progress: Callable[[float], None] | None = None,
+    ) -> dict[str, Any]:
+        """Separate ``audio`` and write the stems named in ``outputs`` (stem -> path or ``-``).
+
+        A stem ``no_X`` is the mixture minus stem ``X`` (``--two-stems``). All files are written
+        under temporary names and renamed only when every stem is complete; on any failure no
+        output is left behind.
+        """
+        unknown = [name for name in outputs if _base_stem(name) not in self.sources]
+        if unknown:
+            raise SeparateError(f"unknown stem(s) {', '.join(unknown)}; this model has {', '.join(self.sources)}")
+        index = {name: self.sources.index(_base_stem(name)) for name in outputs}
+        mixture_queue: list[np.ndarray] = []
+        needs_mix = any(name.startswith("no_") for name in outputs)
+
+        def reading() -> Iterator[np.ndarray]:
+            for block in audio.blocks():
+                if needs_mix:
+                    mixture_queue.append(block)
+                yield block
+
+        with ExitStack() as stack:
+            writers = {}
+            for name, path in outputs.items():
+                writers[name] = StemWriter(path, audio.sample_rate, audio.channels, fmt, subtype)
+                stack.callback(writers[name].abort)
+            for block in self.stream(reading(), audio.sample_rate, audio.channels, audio.frames, progress):
+                mixture = _take(mixture_queue, block.shape[-1]) if needs_mix else None
+                for name, writer in writers.items():
+                    stem = block[index[name]]
+                    writer.write(mixture - stem if name.startswith("no_") else stem)
+            for writer in writers.values():
+                writer.commit()
+        return {"input": str(audio.path), "track": audio.name, "outputs": outputs}
+
+
+def _base_stem(name: str) -> str:
+    return name[3:] if name.startswith("no_") else name
+
+
+def _take(queue: list[np.ndarray], frames: int) -> np.ndarray:
+    """Pop exactly ``frames`` samples from the front of a queue of ``[C, n]`` blocks."""
+    taken, count = [], 0
+    while count < frames:
+        block = queue[0]
+        need = frames - count
+        if block.shape[1] <= need:
+            taken.append(queue.pop(0))
+            count += block.shape[1]
+        else:
+            taken.append(block[:, :need])
+            queue[0] = block[:, need:]
+            count = frames
+    return np.concatenate(taken, axis=1)
+
+
+def _best_order(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Order of ``current``'s sources that best matches ``previous`` on the shared overlap.
+
+    previous, current: [S, C, n] -> indices [S] (cosine similarity, Hungarian assignment).
+    """
+    a = previous.reshape(previous.shape[0], -1).astype(np.float64)
+    b = current.reshape(current.shape[0], -1).astype(np.float64)
+    a /= np.linalg.norm(a, axis=1, keepdims=True) + 1e-8
+    b /= np.linalg.norm(b, axis=1, keepdims=True) + 1e-8
+    _, order = linear_sum_assignment(-(a @ b.T))
+    return order

@@ -1,0 +1,53 @@
+"""Registry of architectures and named presets.
+
+Each model module defines ``ARCHITECTURES`` (name -> class) and ``PRESETS`` (preset name ->
+``{"architecture": name, **kwargs}``); this package gathers them.
+
+    >>> from separate import models
+    >>> model = models.build("convtasnet", sources=3)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from torch import nn
+
+from separate.errors import SeparateError
+from separate.models.base import SeparationModel, source_names
+
+__all__ = ["ARCHITECTURES", "PRESETS", "SeparationModel", "build", "source_names"]
+
+_MODULES = ("convtasnet", "tasnet", "dualpath", "tdanet", "waveunet")
+
+
+def _gather() -> tuple[dict[str, type[SeparationModel]], dict[str, dict[str, Any]]]:
+    architectures: dict[str, type[SeparationModel]] = {}
+    presets: dict[str, dict[str, Any]] = {}
+    for name in _MODULES:
+        if importlib.util.find_spec(f"separate.models.{name}") is None:  # TODO(dev): remove once all land
+            continue
+        module = importlib.import_module(f"separate.models.{name}")
+        architectures.update(module.ARCHITECTURES)
+        presets.update(module.PRESETS)
+    return architectures, presets
+
+
+ARCHITECTURES, PRESETS = _gather()
+
+
+def build(name: str, **kwargs: Any) -> nn.Module:
+    """Build a preset (its kwargs, overridden by ``kwargs``) or a bare architecture by name."""
+    if name in PRESETS:
+        preset = dict(PRESETS[name])
+        architecture = preset.pop("architecture")
+        preset.update(kwargs)
+        kwargs = preset
+    elif name in ARCHITECTURES:
+        architecture = name
+    else:
+        known = ", ".join(sorted(set(PRESETS) | set(ARCHITECTURES)))
+        raise SeparateError(f"unknown model architecture or preset '{name}' (known: {known})")
+    return ARCHITECTURES[architecture](**kwargs)
