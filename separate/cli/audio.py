@@ -76,7 +76,7 @@ def audio(
             if clashes:
                 raise SeparateError(f"output '{clashes[0]}' would overwrite an input; choose another -o/--filename")
             _check_writable(outputs.values())
-            with _progress(source.name, as_json or out == "-") as advance:
+            with _progress(source.name, as_json or not console.is_terminal) as advance:
                 results.append(separator.separate_file(source, outputs, fmt, subtype, advance))
     if as_json:
         emit_json({"model": model, "device": str(separator.device), "rank": rank, "files": results})

@@ -1,0 +1,143 @@
+"""Checkpoint format, registry, Hub cache and the refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli, tiny_model
+from safetensors import safe_open
+
+from separate import checkpoints
+from separate.errors import SeparateError
+
+
+def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
+    model = tiny_model(sources=3).eval()
+    path = checkpoints.save(model, tmp_path / "m.safetensors", training={"epochs": 1})
+    loaded = checkpoints.load(path)
+    mix = torch.randn(2, 1, 333)
+    with torch.no_grad():
+        assert torch.equal(model(mix), loaded(mix))
+    assert loaded.sources == ["s1", "s2", "s3"]
+    header = checkpoints.read_header(path)
+    assert header["architecture"] == "convtasnet" and header["training"] == {"epochs": 1}
+
+
+def test_header_is_json_under_separate_key(tmp_path: Path) -> None:
+    path = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        header = json.loads(handle.metadata()["separate"])
+    assert header["format"] == 1 and header["sample_rate"] == 8000 and header["kwargs"]["n_filters"] == 16
+
+
+def test_half_checkpoint_loads_as_float32(tmp_path: Path) -> None:
+    path = checkpoints.save(tiny_model(), tmp_path / "m.safetensors", half=True)
+    model = checkpoints.load(path)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".ckpt"])
+def test_pickle_checkpoints_are_refused(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"model{suffix}"
+    torch.save({"x": torch.zeros(1)}, path)
+    with pytest.raises(SeparateError, match="pickle"):
+        checkpoints.load(path)
+
+
+def test_bad_hash_is_refused(tmp_path: Path) -> None:
+    path = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
+    with pytest.raises(SeparateError, match="sha256 mismatch"):
+        checkpoints.load(path, sha256="0" * 64)
+    assert checkpoints.load(path, sha256=checkpoints.file_sha256(path)) is not None
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(b"definitely not safetensors")
+    with pytest.raises(SeparateError, match="not a readable"):
+        checkpoints.load(path)
+
+
+def _write_registry(path: Path, body: str) -> Path:
+    path.write_text("[models]\n" + body)
+    return path
+
+
+def test_registry_bundled_entry_and_bad_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
+    digest = checkpoints.file_sha256(ckpt)
+    entry = f"""
+[models.good]
+architecture = "convtasnet"
+task = "speech"
+sources = ["s1", "s2"]
+sample_rate = 8000
+bundled = "{ckpt}"
+sha256 = "{digest}"
+default = true
+
+[models.tampered]
+architecture = "convtasnet"
+task = "speech"
+sources = ["s1", "s2"]
+sample_rate = 8000
+bundled = "{ckpt}"
+sha256 = "{'f' * 64}"
+"""
+    monkeypatch.setenv("SEPARATE_REGISTRY", str(_write_registry(tmp_path / "reg.toml", entry)))
+    assert checkpoints.load_model("good").sources == ["s1", "s2"]
+    assert checkpoints.default_model_name() == "good"
+    with pytest.raises(SeparateError, match="sha256 mismatch"):
+        checkpoints.load_model("tampered")
+    with pytest.raises(SeparateError, match="unknown model 'nope'"):
+        checkpoints.load_model("nope")
+
+
+def _fake_hub_cache(cache: Path, repo: str, filename: str, source: Path, commit: str) -> None:
+    """The on-disk layout huggingface_hub reads: models--org--name/{refs/main, snapshots/<commit>/file}."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / filename).write_bytes(source.read_bytes())
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(commit)
+
+
+def test_hub_download_offline_from_cache(tmp_path: Path) -> None:
+    ckpt = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
+    cache = tmp_path / "hub"
+    commit = "a" * 40
+    _fake_hub_cache(cache, "acme/tiny", "tiny.safetensors", ckpt, commit)
+    digest = checkpoints.file_sha256(ckpt)
+    registry = _write_registry(
+        tmp_path / "reg.toml",
+        f"""
+[models.hubbed]
+architecture = "convtasnet"
+task = "speech"
+sources = ["s1", "s2"]
+sample_rate = 8000
+hub = {{ repo = "acme/tiny", filename = "tiny.safetensors", revision = "{commit}" }}
+sha256 = "{digest}"
+""",
+    )
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "SEPARATE_REGISTRY": str(registry)}
+    by_url = run_cli("models", "info", "hf://acme/tiny/tiny.safetensors", "--json", env=env)
+    assert by_url.returncode == 0, by_url.stderr.decode()
+    assert json.loads(by_url.stdout)["architecture"] == "convtasnet"
+    by_revision = run_cli("models", "download", f"hf://acme/tiny/tiny.safetensors@{commit}", env=env)
+    assert by_revision.returncode == 0 and commit in by_revision.stdout.decode()
+    by_name = run_cli("models", "download", "hubbed", "--json", env=env)
+    assert by_name.returncode == 0, by_name.stderr.decode()
+    missing = run_cli("models", "download", "hf://acme/other/x.safetensors", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.decode().count("\n") == 1 and "offline" in missing.stderr.decode()
+
+
+def test_hf_url_parsing() -> None:
+    assert checkpoints.parse_hf_url("hf://a/b/c/d.safetensors@v1") == ("a/b", "c/d.safetensors", "v1")
+    with pytest.raises(SeparateError):
+        checkpoints.parse_hf_url("hf://a/b")

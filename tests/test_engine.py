@@ -1,0 +1,142 @@
+"""Separator: chunking, overlap-add, batching, resampling, channel folding, speaker continuity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_model
+
+from separate.engine import Separator, select_device, triangular_window
+from separate.errors import SeparateError
+from separate.models.base import SeparationModel
+
+
+def _direct(model: SeparationModel, mix: torch.Tensor) -> torch.Tensor:
+    """mix [C, T] through one model call with channels folded: -> [S, C, T]."""
+    with torch.no_grad():
+        return model(mix.unsqueeze(1)).squeeze(2).transpose(0, 1)
+
+
+def _blocks(array: np.ndarray, size: int):
+    return (array[:, start : start + size] for start in range(0, array.shape[1], size))
+
+
+def test_one_chunk_equals_one_model_call() -> None:
+    model = tiny_model().eval()
+    mix = 0.1 * torch.randn(2, 8000 * 3)
+    out = Separator(model, segment=10.0).separate_tensor(mix, 8000)
+    assert out.shape == (2, 2, 24000)
+    torch.testing.assert_close(out, _direct(model, mix), rtol=0, atol=1e-6)
+
+
+def test_chunked_result_close_to_direct_and_exact_length() -> None:
+    model = tiny_model().eval()
+    mix = 0.1 * torch.randn(1, 8000 * 3 + 17)
+    out = Separator(model, segment=0.5, overlap=0.25, batch_size=3).separate_tensor(mix, 8000)
+    assert out.shape == (2, 1, mix.shape[1])
+    direct = _direct(model, mix)
+    error = (out - direct).pow(2).mean() / direct.pow(2).mean()
+    assert error < 0.05
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_bit_identical_whatever_the_block_size(batch_size: int) -> None:
+    separator = Separator(tiny_model(), segment=0.3, overlap=0.25, batch_size=batch_size)
+    mix = (0.1 * np.random.default_rng(0).standard_normal((2, 8000 * 2 + 5))).astype(np.float32)
+    results = [
+        np.concatenate(list(separator.stream(_blocks(mix, size), 8000, 2, mix.shape[1])), axis=-1)
+        for size in (97, 4096, mix.shape[1])
+    ]
+    assert np.array_equal(results[0], results[1]) and np.array_equal(results[1], results[2])
+
+
+def test_batching_does_not_change_the_result_much() -> None:
+    model = tiny_model()
+    mix = 0.1 * torch.randn(1, 8000 * 3)
+    one = Separator(model, segment=0.4, batch_size=1).separate_tensor(mix, 8000)
+    many = Separator(model, segment=0.4, batch_size=8).separate_tensor(mix, 8000)
+    torch.testing.assert_close(one, many, rtol=1e-4, atol=1e-5)
+
+
+def test_resampling_round_trip_keeps_length_and_rate() -> None:
+    model = tiny_model()
+    mix = 0.1 * torch.randn(2, 44100 + 3)
+    out = Separator(model, segment=0.5).separate_tensor(mix, 44100)
+    assert out.shape == (2, 2, 44103)
+
+
+def test_stereo_model_takes_mono_and_mono_model_takes_stereo() -> None:
+    class StereoIdentity(SeparationModel):
+        architecture = "stereo-identity"
+
+        def __init__(self) -> None:
+            super().__init__(sample_rate=8000, sources=["a", "b"], audio_channels=2)
+            self.gain = torch.nn.Parameter(torch.tensor([1.0, 0.5]))
+
+        def forward(self, mix: torch.Tensor) -> torch.Tensor:
+            return mix.unsqueeze(1) * self.gain.view(1, 2, 1, 1)
+
+    out = Separator(StereoIdentity()).separate_tensor(torch.ones(1, 100), 8000)
+    assert out.shape == (2, 1, 100)
+    torch.testing.assert_close(out[:, 0, 0], torch.tensor([1.0, 0.5]))
+    with pytest.raises(SeparateError, match="channels"):
+        Separator(tiny_model()).separate_tensor(torch.ones(3, 100), 8000)
+
+
+class SwappingOracle(SeparationModel):
+    """Splits a low and a high tone exactly, but returns them in a random order per chunk (like PIT)."""
+
+    architecture = "swapping-oracle"
+    permutation_invariant = True
+
+    def __init__(self) -> None:
+        super().__init__(sample_rate=8000, sources=2)
+        self.generator = torch.Generator().manual_seed(0)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.fft.rfft(mix)
+        cut = spectrum.shape[-1] // 4
+        low, high = spectrum.clone(), spectrum.clone()
+        low[..., cut:] = 0
+        high[..., :cut] = 0
+        parts = torch.stack([torch.fft.irfft(low, mix.shape[-1]), torch.fft.irfft(high, mix.shape[-1])], 1)
+        flip = torch.rand(mix.shape[0], generator=self.generator) < 0.5
+        parts[flip] = parts[flip].flip(1)
+        return parts
+
+
+def test_speakers_never_swap_between_chunks() -> None:
+    t = torch.arange(8000 * 4) / 8000
+    low, high = torch.sin(2 * torch.pi * 220 * t), 0.5 * torch.sin(2 * torch.pi * 3000 * t)
+    out = Separator(SwappingOracle(), segment=0.5, overlap=0.25, batch_size=4).separate_tensor(
+        (low + high).unsqueeze(0), 8000
+    )
+    first = 0 if torch.dot(out[0, 0], low) > torch.dot(out[1, 0], low) else 1
+    track = out[first, 0]
+    for start in range(0, t.numel() - 2000, 2000):
+        window = slice(start + 500, start + 1500)
+        assert torch.nn.functional.cosine_similarity(track[window], low[window], dim=0) > 0.9
+
+
+def test_window_never_zero() -> None:
+    window = triangular_window(7)
+    assert window.min() > 0 and len(window) == 7
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"overlap": 1.0}, "overlap"), ({"batch_size": 0}, "batch size"), ({"segment": -1.0}, "segment"),
+     ({"half": True, "device": "cpu"}, "half"), ({"device": "tpu"}, "device")],
+)
+def test_bad_options(kwargs: dict, message: str) -> None:
+    with pytest.raises(SeparateError, match=message):
+        Separator(tiny_model(), **kwargs)
+
+
+def test_device_selection_on_cpu_machine() -> None:
+    assert select_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert select_device("auto").type == "cpu"
+        with pytest.raises(SeparateError, match="CUDA is not available"):
+            select_device("cuda:0")
