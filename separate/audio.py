@@ -53,7 +53,8 @@ class AudioInput:
                 if not np.isfinite(block).all():
                     bad = position + int(np.argwhere(~np.isfinite(block))[0, 0])
                     raise SeparateError(
-                        f"'{self.name}' contains NaN or infinite samples (first at {bad / self.sample_rate:.3f} s)"
+                        f"'{self.name}' contains NaN or infinite samples "
+                        f"(first at {bad / self.sample_rate:.3f} s)"
                     )
                 position += len(block)
                 yield np.ascontiguousarray(block.T)
@@ -110,12 +111,17 @@ def _validated(path: Path, name: str, max_channels: int | None, spooled: bool) -
     if info.frames == 0:
         raise SeparateError(f"'{shown}' holds no audio (zero samples)")
     if max_channels is not None and info.channels > max_channels:
-        raise SeparateError(f"'{shown}' has {info.channels} channels; this model takes at most {max_channels}")
+        raise SeparateError(
+            f"'{shown}' has {info.channels} channels; this model takes at most {max_channels}"
+        )
     return AudioInput(path, name, info.samplerate, info.channels, info.frames, spooled)
 
 
 def _check_wav_complete(path: Path, info: sf._SoundFileInfo, shown: str) -> None:
-    """A WAV whose data chunk is shorter than its header declares was cut off (libsndfile reads it silently)."""
+    """A WAV whose data chunk is shorter than its header declares was cut off.
+
+    libsndfile reads such a file silently, so the RIFF header is checked here.
+    """
     if info.format not in ("WAV", "WAVEX"):
         return
     with open(path, "rb") as handle:
@@ -127,7 +133,8 @@ def _check_wav_complete(path: Path, info: sf._SoundFileInfo, shown: str) -> None
             available = path.stat().st_size - (offset + 8)
             if size not in UNKNOWN_SIZES and size > available:
                 raise SeparateError(
-                    f"'{shown}' is truncated: its header declares {size} bytes of audio, the file holds {available}"
+                    f"'{shown}' is truncated: its header declares {size} bytes of audio, "
+                    f"the file holds {available}"
                 )
             return
         offset += 8 + size + (size & 1)
@@ -195,7 +202,7 @@ def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
 def resample_blocks(
     blocks: Iterable[np.ndarray], rate_in: int, rate_out: int, frames_out: int
 ) -> Iterator[np.ndarray]:
-    """Stream-resample ``[C, n]`` blocks; the output is cut or zero-padded to exactly ``frames_out`` frames."""
+    """Stream-resample ``[C, n]`` blocks, cut or zero-padded to exactly ``frames_out`` frames."""
     if rate_in == rate_out:
         yield from blocks
         return

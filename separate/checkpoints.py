@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+import tomllib
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -78,7 +77,9 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError:
         raise SeparateError(f"'{path}' has a corrupt '{HEADER_KEY}' header") from None
     if header.get("format") != FORMAT_VERSION:
-        raise SeparateError(f"'{path}' has checkpoint format {header.get('format')}, expected {FORMAT_VERSION}")
+        raise SeparateError(
+            f"'{path}' has checkpoint format {header.get('format')}, expected {FORMAT_VERSION}"
+        )
     return header
 
 
@@ -98,7 +99,9 @@ def load(path: str | os.PathLike[str], sha256: str | None = None) -> SeparationM
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as problem:
-        raise SeparateError(f"'{path}' does not match its own architecture: {str(problem).splitlines()[0]}") from None
+        raise SeparateError(
+            f"'{path}' does not match its own architecture: {str(problem).splitlines()[0]}"
+        ) from None
     model.eval()
     model.checkpoint_header = header
     return model
@@ -128,7 +131,9 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 def verify_sha256(path: Path, expected: str) -> None:
     actual = file_sha256(path)
     if actual != expected.lower():
-        raise SeparateError(f"sha256 mismatch for '{path.name}': expected {expected[:12]}…, got {actual[:12]}…")
+        raise SeparateError(
+            f"sha256 mismatch for '{path.name}': expected {expected[:12]}…, got {actual[:12]}…"
+        )
 
 
 @dataclass
@@ -182,7 +187,7 @@ def fetch(entry: RegistryEntry) -> Path:
 
 
 def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
-    """``huggingface_hub.hf_hub_download`` with its cache, ``HF_HUB_OFFLINE`` and revisions; errors as one line."""
+    """``huggingface_hub.hf_hub_download`` (its cache, ``HF_HUB_OFFLINE``, revisions); errors as one line."""
     if Path(filename).suffix.lower() in PICKLE_SUFFIXES:
         _checked_path(filename)
     from huggingface_hub import hf_hub_download
@@ -218,7 +223,9 @@ def resolve(name: str) -> Path:
     if Path(name).suffix or os.sep in name or Path(name).exists():
         return _checked_path(name)
     known = ", ".join(sorted(entries)) or "none registered"
-    raise SeparateError(f"unknown model '{name}' (registered: {known}; or give a .safetensors path or hf:// URL)")
+    raise SeparateError(
+        f"unknown model '{name}' (registered: {known}; or give a .safetensors path or hf:// URL)"
+    )
 
 
 def default_model_name() -> str:

@@ -106,7 +106,9 @@ class Separator:
     def separate_tensor(self, mix: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """mix: [C, T] at ``sample_rate`` -> stems [S, C, T] at the same rate (in memory)."""
         if mix.dim() != 2 or mix.shape[-1] == 0:
-            raise SeparateError(f"expected a non-empty [channels, samples] tensor, got shape {tuple(mix.shape)}")
+            raise SeparateError(
+                f"expected a non-empty [channels, samples] tensor, got shape {tuple(mix.shape)}"
+            )
         array = mix.detach().to("cpu", torch.float32).numpy()
         blocks = (array[:, start : start + (1 << 16)] for start in range(0, array.shape[1], 1 << 16))
         out = list(self.stream(blocks, sample_rate, array.shape[0], array.shape[1]))
@@ -122,7 +124,9 @@ class Separator:
     ) -> Iterator[np.ndarray]:
         """Separate ``[C, n]`` blocks totalling ``frames`` at ``sample_rate``; yields ``[S, C, n]`` blocks."""
         if channels > self.max_channels:
-            raise SeparateError(f"input has {channels} channels; this model takes at most {self.max_channels}")
+            raise SeparateError(
+                f"input has {channels} channels; this model takes at most {self.max_channels}"
+            )
         rate = self.model.sample_rate
         model_frames = max(1, resampled_length(frames, sample_rate, rate))
         model_blocks = resample_blocks(blocks, sample_rate, rate, model_frames)
@@ -225,7 +229,9 @@ class Separator:
         """
         unknown = [name for name in outputs if _base_stem(name) not in self.sources]
         if unknown:
-            raise SeparateError(f"unknown stem(s) {', '.join(unknown)}; this model has {', '.join(self.sources)}")
+            raise SeparateError(
+                f"unknown stem(s) {', '.join(unknown)}; this model has {', '.join(self.sources)}"
+            )
         index = {name: self.sources.index(_base_stem(name)) for name in outputs}
         mixture_queue: list[np.ndarray] = []
         needs_mix = any(name.startswith("no_") for name in outputs)

@@ -26,7 +26,9 @@ def _few_threads() -> None:
 
 def tiny_model(sources: int = 2, sample_rate: int = 8000, seed: int = 0, **overrides: object):
     torch.manual_seed(seed)
-    return models.build("convtasnet", sources=sources, sample_rate=sample_rate, **{**TINY_CONVTASNET, **overrides})
+    return models.build(
+        "convtasnet", sources=sources, sample_rate=sample_rate, **{**TINY_CONVTASNET, **overrides}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +38,18 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def write_audio(path: Path, seconds: float, sample_rate: int = 8000, channels: int = 1, seed: int = 0) -> Path:
+def write_audio(
+    path: Path, seconds: float, sample_rate: int = 8000, channels: int = 1, seed: int = 0
+) -> Path:
     rng = np.random.default_rng(seed)
     data = (0.1 * rng.standard_normal((int(seconds * sample_rate), channels))).astype(np.float32)
     sf.write(path, data, sample_rate)
     return path
 
 
-def run_cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m separate ARGS`` in a child process, as a user would from the shell."""
     return subprocess.run(
         [sys.executable, "-m", "separate", *args],

@@ -85,7 +85,7 @@ task = "speech"
 sources = ["s1", "s2"]
 sample_rate = 8000
 bundled = "{ckpt}"
-sha256 = "{'f' * 64}"
+sha256 = "{"f" * 64}"
 """
     monkeypatch.setenv("SEPARATE_REGISTRY", str(_write_registry(tmp_path / "reg.toml", entry)))
     assert checkpoints.load_model("good").sources == ["s1", "s2"]

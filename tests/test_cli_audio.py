@@ -36,11 +36,32 @@ def test_separates_a_file_into_every_stem(tmp_path: Path, tiny_checkpoint: Path)
 
 def test_options_template_format_stems(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
     song = write_audio(tmp_path / "a.wav", 1.0)
-    code = main([
-        "audio", str(song), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "o"), "--filename",
-        "{model}-{track}-{stem}.{ext}", "--format", "flac", "--bits", "16", "--stems", "s2",
-        "--segment", "0.3", "--overlap", "0.5", "--batch-size", "2", "--threads", "1",
-    ])
+    code = main(
+        [
+            "audio",
+            str(song),
+            "-m",
+            str(tiny_checkpoint),
+            "-o",
+            str(tmp_path / "o"),
+            "--filename",
+            "{model}-{track}-{stem}.{ext}",
+            "--format",
+            "flac",
+            "--bits",
+            "16",
+            "--stems",
+            "s2",
+            "--segment",
+            "0.3",
+            "--overlap",
+            "0.5",
+            "--batch-size",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     assert [p.name for p in (tmp_path / "o").iterdir()] == ["tiny-a-s2.flac"]
     assert sf.info(tmp_path / "o" / "tiny-a-s2.flac").subtype == "PCM_16"
@@ -48,8 +69,24 @@ def test_options_template_format_stems(tmp_path: Path, tiny_checkpoint: Path, ca
 
 def test_two_stems_rest_is_mixture_minus_stem(tmp_path: Path, tiny_checkpoint: Path) -> None:
     song = write_audio(tmp_path / "a.wav", 1.0)
-    assert main(["audio", str(song), "-m", str(tiny_checkpoint), "-o", str(tmp_path), "--two-stems", "s1",
-                 "--bits", "32", "--json"]) == 0
+    assert (
+        main(
+            [
+                "audio",
+                str(song),
+                "-m",
+                str(tiny_checkpoint),
+                "-o",
+                str(tmp_path),
+                "--two-stems",
+                "s1",
+                "--bits",
+                "32",
+                "--json",
+            ]
+        )
+        == 0
+    )
     mix = sf.read(song)[0]
     stem, rest = sf.read(tmp_path / "a" / "s1.wav")[0], sf.read(tmp_path / "a" / "no_s1.wav")[0]
     np.testing.assert_allclose(stem + rest, mix, atol=1e-6)
@@ -57,7 +94,9 @@ def test_two_stems_rest_is_mixture_minus_stem(tmp_path: Path, tiny_checkpoint: P
 
 def test_pipeline_stdin_to_stdout(tmp_path: Path, tiny_checkpoint: Path) -> None:
     song = write_audio(tmp_path / "a.wav", 1.5, channels=2)
-    result = run_cli("audio", "-", "-m", str(tiny_checkpoint), "-o", "-", "--stems", "s1", stdin=song.read_bytes())
+    result = run_cli(
+        "audio", "-", "-m", str(tiny_checkpoint), "-o", "-", "--stems", "s1", stdin=song.read_bytes()
+    )
     assert result.returncode == 0, result.stderr.decode()
     data, rate = sf.read(io.BytesIO(result.stdout), always_2d=True)
     assert data.shape == (12000, 2) and rate == 8000
@@ -98,7 +137,9 @@ def test_empty_file(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
 
 def test_non_audio_file(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
     (tmp_path / "notes.wav").write_text("this is text, not sound\n" * 20)
-    assert "not a readable audio" in _fails(capsys, "audio", str(tmp_path / "notes.wav"), "-m", str(tiny_checkpoint))
+    assert "not a readable audio" in _fails(
+        capsys, "audio", str(tmp_path / "notes.wav"), "-m", str(tiny_checkpoint)
+    )
 
 
 def test_truncated_wav(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -106,7 +147,9 @@ def test_truncated_wav(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
     data = song.read_bytes()
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
     out = tmp_path / "o"
-    assert "truncated" in _fails(capsys, "audio", str(tmp_path / "cut.wav"), "-m", str(tiny_checkpoint), "-o", str(out))
+    assert "truncated" in _fails(
+        capsys, "audio", str(tmp_path / "cut.wav"), "-m", str(tiny_checkpoint), "-o", str(out)
+    )
     assert not out.exists()
 
 
@@ -116,13 +159,24 @@ def test_zero_length_audio(capsys, tiny_checkpoint: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_nan_or_inf_samples_leave_nothing_behind(capsys, tiny_checkpoint: Path, tmp_path: Path, bad: float) -> None:
+def test_nan_or_inf_samples_leave_nothing_behind(
+    capsys, tiny_checkpoint: Path, tmp_path: Path, bad: float
+) -> None:
     data = np.zeros((8000 * 3, 1), np.float32)
     data[8000 * 2 + 7] = bad
     sf.write(tmp_path / "n.wav", data, 8000, subtype="FLOAT")
     out = tmp_path / "o"
-    err = _fails(capsys, "audio", str(tmp_path / "n.wav"), "-m", str(tiny_checkpoint), "-o", str(out),
-                 "--segment", "0.5")
+    err = _fails(
+        capsys,
+        "audio",
+        str(tmp_path / "n.wav"),
+        "-m",
+        str(tiny_checkpoint),
+        "-o",
+        str(out),
+        "--segment",
+        "0.5",
+    )
     assert "NaN or infinite" in err and "2.001 s" in err
     assert not any(p.is_file() for p in out.rglob("*"))
 
@@ -159,34 +213,55 @@ def test_unwritable_output_folder_as_user(capsys, tiny_checkpoint: Path, tmp_pat
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     song = write_audio(tmp_path / "a.wav", 0.2)
-    assert "cannot write" in _fails(capsys, "audio", str(song), "-m", str(tiny_checkpoint), "-o", str(locked / "x"))
+    assert "cannot write" in _fails(
+        capsys, "audio", str(song), "-m", str(tiny_checkpoint), "-o", str(locked / "x")
+    )
 
 
 def test_unwritable_output_folder(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file-not-folder"
     blocker.write_text("x")
     song = write_audio(tmp_path / "a.wav", 0.2)
-    assert "cannot write" in _fails(capsys, "audio", str(song), "-m", str(tiny_checkpoint), "-o", str(blocker / "o"))
+    assert "cannot write" in _fails(
+        capsys, "audio", str(song), "-m", str(tiny_checkpoint), "-o", str(blocker / "o")
+    )
 
 
 def test_output_path_equal_to_input(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
     song = write_audio(tmp_path / "s1.wav", 0.2)
     before = song.read_bytes()
-    err = _fails(capsys, "audio", str(song), "-m", str(tiny_checkpoint), "-o", str(tmp_path), "--filename",
-                 "{stem}.{ext}")
+    err = _fails(
+        capsys,
+        "audio",
+        str(song),
+        "-m",
+        str(tiny_checkpoint),
+        "-o",
+        str(tmp_path),
+        "--filename",
+        "{stem}.{ext}",
+    )
     assert "overwrite an input" in err
     assert song.read_bytes() == before
 
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["--bits", "12"], "unsupported output format"), (["--format", "mp3"], "--format"),
-     (["--stems", "guitar"], "unknown stem"), (["--two-stems", "guitar"], "two-stems"),
-     (["--overlap", "1.5"], "overlap"), (["--bogus"], "No such option"), (["--batch-size", "x"], "batch-size")],
+    [
+        (["--bits", "12"], "unsupported output format"),
+        (["--format", "mp3"], "--format"),
+        (["--stems", "guitar"], "unknown stem"),
+        (["--two-stems", "guitar"], "two-stems"),
+        (["--overlap", "1.5"], "overlap"),
+        (["--bogus"], "No such option"),
+        (["--batch-size", "x"], "batch-size"),
+    ],
 )
 def test_bad_options(capsys, tiny_checkpoint: Path, tmp_path: Path, argv: list[str], message: str) -> None:
     song = write_audio(tmp_path / "a.wav", 0.2)
-    assert message in _fails(capsys, "audio", str(song), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "o"), *argv)
+    assert message in _fails(
+        capsys, "audio", str(song), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "o"), *argv
+    )
 
 
 def test_stdout_needs_a_single_stem(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -126,8 +126,13 @@ def test_window_never_zero() -> None:
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"overlap": 1.0}, "overlap"), ({"batch_size": 0}, "batch size"), ({"segment": -1.0}, "segment"),
-     ({"half": True, "device": "cpu"}, "half"), ({"device": "tpu"}, "device")],
+    [
+        ({"overlap": 1.0}, "overlap"),
+        ({"batch_size": 0}, "batch size"),
+        ({"segment": -1.0}, "segment"),
+        ({"half": True, "device": "cpu"}, "half"),
+        ({"device": "tpu"}, "device"),
+    ],
 )
 def test_bad_options(kwargs: dict, message: str) -> None:
     with pytest.raises(SeparateError, match=message):

@@ -26,9 +26,27 @@ def _long_file(path: Path, minutes: float, rate: int = 8000) -> Path:
 
 def _peak_kib(song: Path, model: Path, out: Path) -> int:
     result = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS, "audio", str(song), "-m", str(model), "-o", str(out), "--json",
-         "--threads", "1", "--segment", "4", "--batch-size", "4"],
-        capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-c",
+            PEAK_RSS,
+            "audio",
+            str(song),
+            "-m",
+            str(model),
+            "-o",
+            str(out),
+            "--json",
+            "--threads",
+            "1",
+            "--segment",
+            "4",
+            "--batch-size",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert result.returncode == 0, result.stderr
     return int(result.stderr.strip().splitlines()[-1])

@@ -20,7 +20,9 @@ def audio(
         None, "--model", "-m", help="Registry name, .safetensors path or hf://org/repo/file[@rev]."
     ),
     out: str = typer.Option("separated", "--out", "-o", help="Output folder, or '-' for stdout (one stem)."),
-    filename: str = typer.Option(DEFAULT_TEMPLATE, "--filename", help="Template: {track} {stem} {ext} {model}."),
+    filename: str = typer.Option(
+        DEFAULT_TEMPLATE, "--filename", help="Template: {track} {stem} {ext} {model}."
+    ),
     stems: str = typer.Option(None, "--stems", help="Comma-separated stems to write (default: all)."),
     two_stems: str = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (mixture minus STEM)."),
     fmt: str = typer.Option("wav", "--format", help="wav | flac"),
@@ -60,7 +62,9 @@ def audio(
     separator = Separator(load_model(model), device, segment, overlap, batch_size, half)
     names = _selected_stems(separator.sources, stems, two_stems)
     if out == "-" and len(names) != 1:
-        raise SeparateError(f"'-o -' writes one stem to stdout; select one with --stems (got {', '.join(names)})")
+        raise SeparateError(
+            f"'-o -' writes one stem to stdout; select one with --stems (got {', '.join(names)})"
+        )
     if out == "-" and len(inputs) != 1:
         raise SeparateError("'-o -' takes exactly one input")
     mine = inputs[rank::world]
@@ -72,9 +76,13 @@ def audio(
                 name: "-" if out == "-" else _output_path(out, filename, source.name, name, fmt, model)
                 for name in names
             }
-            clashes = [path for path in outputs.values() if path != "-" and Path(path).resolve() in input_paths]
+            clashes = [
+                path for path in outputs.values() if path != "-" and Path(path).resolve() in input_paths
+            ]
             if clashes:
-                raise SeparateError(f"output '{clashes[0]}' would overwrite an input; choose another -o/--filename")
+                raise SeparateError(
+                    f"output '{clashes[0]}' would overwrite an input; choose another -o/--filename"
+                )
             _check_writable(outputs.values())
             with _progress(source.name, as_json or not console.is_terminal) as advance:
                 results.append(separator.separate_file(source, outputs, fmt, subtype, advance))
@@ -90,7 +98,9 @@ def _selected_stems(sources: list[str], stems: str | None, two_stems: str | None
 
     if two_stems:
         if two_stems not in sources:
-            raise SeparateError(f"--two-stems '{two_stems}' is not a stem of this model ({', '.join(sources)})")
+            raise SeparateError(
+                f"--two-stems '{two_stems}' is not a stem of this model ({', '.join(sources)})"
+            )
         return [two_stems, f"no_{two_stems}"]
     if not stems:
         return list(sources)

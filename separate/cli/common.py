@@ -14,7 +14,9 @@ console = Console(stderr=True, highlight=False)
 
 json_option = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
 device_option = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N")
-threads_option = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: torch's choice).")
+threads_option = typer.Option(
+    None, "--threads", min=1, help="CPU threads for torch (default: torch's choice)."
+)
 
 
 def emit_json(obj: Any) -> None:

@@ -31,7 +31,11 @@ def list_models(as_json: bool = json_option) -> None:
         table.add_column(column)
     for entry in entries.values():
         table.add_row(
-            entry.name, entry.architecture, entry.task, ",".join(entry.sources), str(entry.sample_rate),
+            entry.name,
+            entry.architecture,
+            entry.task,
+            ",".join(entry.sources),
+            str(entry.sample_rate),
             entry.location,
         )
     console.print(table if entries else "No checkpoints registered yet.")
@@ -39,8 +43,10 @@ def list_models(as_json: bool = json_option) -> None:
 
 
 @models_app.command("info")
-def info(name: str = typer.Argument(..., help="Registry name, .safetensors path or hf:// URL."),
-         as_json: bool = json_option) -> None:
+def info(
+    name: str = typer.Argument(..., help="Registry name, .safetensors path or hf:// URL."),
+    as_json: bool = json_option,
+) -> None:
     """Details of one model: registry entry, or the header of a checkpoint file."""
     from separate.checkpoints import read_header, registry, resolve
     from separate.complexity import count_parameters
@@ -61,7 +67,9 @@ def info(name: str = typer.Argument(..., help="Registry name, .safetensors path 
 
 
 @models_app.command("download")
-def download(name: str = typer.Argument(..., help="Registry name or hf:// URL."), as_json: bool = json_option) -> None:
+def download(
+    name: str = typer.Argument(..., help="Registry name or hf:// URL."), as_json: bool = json_option
+) -> None:
     """Fetch a model into the Hugging Face cache (checked against its sha256) and print its path."""
     from separate.checkpoints import resolve
 
