@@ -1,0 +1,452 @@
+"""Wave-U-Net (Stoller et al. 2018) and the lightweight Wave-U-Net (Wang et al.) with ASPP, RFPD and
+temporal attention. Both map ``mix: [B, C, T]`` to ``est: [B, S, C, T]`` at 22.05 kHz.
+
+``"waveunet"`` (SPEC §6.3): ``levels`` down blocks (Conv k15 + LeakyReLU(0.2), save skip, decimate by 2),
+a bottleneck conv, ``levels`` up blocks (interpolate x2, crop-and-concat skip, Conv k5 + LeakyReLU), then the
+mixture is concatenated and a k1 conv per explicit source gives the outputs. Variants M1-M5 are options:
+``output_type`` (M1 "direct", M2 "difference"), ``context`` (M3, valid convolutions), ``audio_channels=2``
+(M4), ``upsampling="learned"`` (M5). Counts (SPEC §9.6): 10 263 002 mono, 10 263 390 stereo, 10 265 550
+stereo + learned up-sampling.
+
+``"waveunet-lite"`` (SPEC §6.2): 4 encoder blocks (feature conv, skip, strided conv; block 4's feature conv
+depthwise-separable), ASPP (1x1, separable atrous k3 with rates 2/4/8, image pooling), the receptive-field
+preserving decoder (skips brought down to the bottleneck rate by time-to-depth, fused by k5 convs), then
+per explicit source temporal attention -> k1 conv -> depth-to-time. 892 847 parameters (2 sources), 894 189
+(4 sources), 644 537 with ``decoder="upsample"`` (SPEC §9.6; paper 0.85 M).
+
+Decisions:
+
+* Explicit sources and the difference output (SPEC §6.2, §6.3, §10 item 49): the last source is always
+  ``mix - sum(others)``. Wave-U-Net keeps its reference order ``["accompaniment", "vocals"]`` (vocals are the
+  difference); the lightweight model uses ``["vocals", "accompaniment"]`` and ``["vocals", "bass", "drums",
+  "other"]`` (accompaniment / other are the difference, as the paper says for 4 stems).
+* The difference source is never clipped, so sources always sum to the mixture; ``output_activation="linear"``
+  clips explicit sources to [-1, 1] in eval mode only (Wave-U-Net's "linear" option; SPEC §6.2 "out").
+* Context (SPEC §6.3): for T requested samples the model runs the valid network at the smallest native output
+  size >= T (output 16 384 -> input 147 443, output 16 389), with zeros as context around the mixture, and
+  crops back to T. A block of outputs needs input - output = 131 054 samples of context, but one output sample
+  can depend on inputs up to 65 527 + 4 095 samples away on either side (the decimation phase and the
+  interpolation shift each output's window), so ``receptive_field`` = 139 245 samples (6.3 s; SPEC's 6.69 s is
+  the 147 443-sample input). Without context, T is right-padded to a multiple of 2^levels.
+  ``default_segment`` is 10 s, so most output samples of a chunk see real audio as context.
+* Up-sampling without context gives 2n samples: midpoints, the last sample repeated (TF1 bilinear resize);
+  learned weights w = sigmoid(v) per channel start at v = 0, i.e. linear interpolation (SPEC §6.3, M5).
+* Lightweight widths, kernels, ASPP rates and decoder widths follow SPEC §6.2, all constructor options
+  (§10 items 44, 45); both decoders are built, default RFPD + temporal attention (§10 item 46).
+  ``temporal_attention=False`` gives Table 1 row (a).
+* Temporal attention (SPEC §6.2 "TA"): CBAM's spatial branch along time on the shared decoder features, one
+  block per explicit source, applied before that source's k1 head conv [O]. ASPP branches and its projection
+  are followed by LeakyReLU [O].
+* The lightweight model takes any T (right-padded to a multiple of 16). Its ASPP image pooling averages the
+  whole input, so ``receptive_field`` is None; ``default_segment`` is its native 16 384-sample window
+  (0.743 s), the window it is trained and evaluated on (SPEC §6.2 inference). Mono only (§10 item 50).
+* Initialisation: Xavier-uniform weights, zero biases, the TensorFlow defaults of the reference code [O].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from separate.errors import SeparateError
+from separate.models.base import SeparationModel
+from separate.models.layers import pad_to_multiple
+
+LEAKY_SLOPE = 0.2
+NATIVE_LITE_WINDOW = 16384
+
+
+def conv_act(
+    in_channels: int, out_channels: int, kernel: int, *, stride: int = 1, padding: int = 0
+) -> nn.Module:
+    """Conv1d + LeakyReLU(0.2). x: [B, in, T] -> [B, out, T']."""
+    return nn.Sequential(
+        nn.Conv1d(in_channels, out_channels, kernel, stride=stride, padding=padding),
+        nn.LeakyReLU(LEAKY_SLOPE),
+    )
+
+
+def separable_conv_act(in_channels: int, out_channels: int, kernel: int, dilation: int = 1) -> nn.Module:
+    """Depthwise conv ("same" padding) + pointwise conv + LeakyReLU. x: [B, in, T] -> [B, out, T]."""
+    return nn.Sequential(
+        nn.Conv1d(
+            in_channels,
+            in_channels,
+            kernel,
+            padding=dilation * (kernel - 1) // 2,
+            dilation=dilation,
+            groups=in_channels,
+        ),
+        nn.Conv1d(in_channels, out_channels, 1),
+        nn.LeakyReLU(LEAKY_SLOPE),
+    )
+
+
+def center_crop(x: Tensor, length: int) -> Tensor:
+    """Crop the last axis symmetrically (extra sample on the right): x: [..., T] -> [..., length]."""
+    start = (x.shape[-1] - length) // 2
+    return x[..., start : start + length]
+
+
+def crop_and_concat(skip: Tensor, x: Tensor) -> Tensor:
+    """skip: [B, Cs, Ts >= T], x: [B, Cx, T] -> [B, Cs + Cx, T] (skip centre-cropped, first)."""
+    return torch.cat([center_crop(skip, x.shape[-1]), x], dim=1)
+
+
+def time_to_depth(x: Tensor, factor: int) -> Tensor:
+    """Fold time into channels: x: [B, C, T] (T divisible by factor) -> [B, C * factor, T / factor]."""
+    batch, channels, length = x.shape
+    folded = x.reshape(batch, channels, length // factor, factor).transpose(2, 3)
+    return folded.reshape(batch, channels * factor, length // factor)
+
+
+def depth_to_time(x: Tensor, factor: int) -> Tensor:
+    """Inverse of :func:`time_to_depth`: x: [B, C * factor, T'] -> [B, C, T' * factor]."""
+    batch, depth, frames = x.shape
+    unfolded = x.reshape(batch, depth // factor, factor, frames).transpose(2, 3)
+    return unfolded.reshape(batch, depth // factor, frames * factor)
+
+
+def finish_outputs(
+    explicit: Tensor, mix: Tensor, activation: str, difference: bool, training: bool
+) -> Tensor:
+    """Output activation on explicit sources, then the difference source last.
+
+    explicit: [B, K, C, T], mix: [B, C, T] -> [B, K (+1 with ``difference``), C, T].
+    """
+    if activation == "tanh":
+        explicit = torch.tanh(explicit)
+    elif not training:
+        explicit = explicit.clamp(-1.0, 1.0)
+    if not difference:
+        return explicit
+    return torch.cat([explicit, (mix - explicit.sum(1)).unsqueeze(1)], dim=1)
+
+
+class Upsample(nn.Module):
+    """Interpolation by 2 between neighbouring frames: ``w * x[n] + (1 - w) * x[n + 1]`` inserted after x[n],
+    w = 1/2 (linear) or, given ``learned_channels``, w = sigmoid(v) with one v per channel (learned).
+
+    x: [B, C, n] -> [B, C, 2n - 1] (``same=False``, Wave-U-Net with context) or [B, C, 2n] (``same=True``).
+    """
+
+    def __init__(self, same: bool, learned_channels: int | None = None) -> None:
+        super().__init__()
+        self.logit = None if learned_channels is None else nn.Parameter(torch.zeros(learned_channels, 1))
+        self.same = same
+
+    def forward(self, x: Tensor) -> Tensor:
+        following = torch.cat([x[..., 1:], x[..., -1:]], dim=-1) if self.same else x[..., 1:]
+        current = x[..., : following.shape[-1]]
+        weight = 0.5 if self.logit is None else torch.sigmoid(self.logit)
+        between = weight * current + (1 - weight) * following
+        interleaved = torch.stack([current, between], dim=-1).flatten(-2)
+        return interleaved if self.same else torch.cat([interleaved, x[..., -1:]], dim=-1)
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise SeparateError(f"{name} must be one of {', '.join(choices)}, got '{value}'.")
+
+
+def check_odd(**kernels: int) -> None:
+    for name, kernel in kernels.items():
+        if kernel < 1 or kernel % 2 == 0:
+            raise SeparateError(f"{name} must be a positive odd number, got {kernel}.")
+
+
+def check_mix(mix: Tensor, channels: int, model: str) -> None:
+    if mix.dim() != 3 or mix.shape[1] != channels:
+        shape = list(mix.shape)
+        raise SeparateError(f"{model} takes audio shaped [batch, {channels}, samples], got {shape}.")
+
+
+def init_like_tensorflow(module: nn.Module) -> None:
+    """Xavier-uniform conv weights and zero biases (the TensorFlow defaults of the reference code)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv1d):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+class WaveUNet(SeparationModel):
+    """Wave-U-Net (SPEC §6.3). mix: [B, C, T] -> [B, S, C, T] with C = ``audio_channels``."""
+
+    architecture = "waveunet"
+
+    def __init__(
+        self,
+        *,
+        sources: int | Sequence[str] = ("accompaniment", "vocals"),
+        sample_rate: int = 22050,
+        audio_channels: int = 1,
+        levels: int = 12,
+        base_filters: int = 24,
+        down_kernel: int = 15,
+        up_kernel: int = 5,
+        context: bool = True,
+        upsampling: str = "linear",
+        output_type: str = "difference",
+        output_activation: str = "tanh",
+    ) -> None:
+        super().__init__(sample_rate=sample_rate, sources=sources, audio_channels=audio_channels)
+        check_choice("upsampling", upsampling, ("linear", "learned"))
+        check_choice("output_type", output_type, ("direct", "difference"))
+        check_choice("output_activation", output_activation, ("tanh", "linear"))
+        check_odd(down_kernel=down_kernel, up_kernel=up_kernel)
+        if levels < 1 or base_filters < 1:
+            raise SeparateError("Wave-U-Net needs levels >= 1 and base_filters >= 1.")
+        if output_type == "difference" and self.n_src < 2:
+            raise SeparateError("a difference output needs at least two sources.")
+        self.levels, self.down_kernel, self.up_kernel = levels, down_kernel, up_kernel
+        self.context = context
+        self.difference = output_type == "difference"
+        self.output_activation = output_activation
+        down_pad, up_pad = (0, 0) if context else (down_kernel // 2, up_kernel // 2)
+        widths = [audio_channels] + [base_filters * (i + 1) for i in range(levels + 1)]
+
+        self.down_blocks = nn.ModuleList(
+            conv_act(widths[i], widths[i + 1], down_kernel, padding=down_pad) for i in range(levels)
+        )
+        self.bottleneck = conv_act(widths[levels], widths[levels + 1], down_kernel, padding=down_pad)
+        self.upsamplers = nn.ModuleList(
+            Upsample(same=not context, learned_channels=widths[i + 1] if upsampling == "learned" else None)
+            for i in range(levels, 0, -1)
+        )
+        self.up_blocks = nn.ModuleList(
+            conv_act(widths[i + 1] + widths[i], widths[i], up_kernel, padding=up_pad)
+            for i in range(levels, 0, -1)
+        )
+        n_explicit = self.n_src - 1 if self.difference else self.n_src
+        self.output_conv = nn.Conv1d(base_filters + audio_channels, n_explicit * audio_channels, 1)
+        init_like_tensorflow(self)
+
+        native_in, native_out = self.valid_lengths(1)
+        # Decimation phase and interpolation widen one output's window by up to 2^levels - 1 per side.
+        self.receptive_field = native_in - native_out + 2 ** (levels + 1) - 1
+        self.default_segment = 10.0
+
+    def valid_lengths(self, length: int) -> tuple[int, int]:
+        """(input, output) samples of the valid-convolution network for the smallest output >= ``length``."""
+        bottleneck = float(length)
+        for _ in range(self.levels):
+            bottleneck = (bottleneck + self.up_kernel) / 2  # inverse of: out = 2 n - 1 - (up_kernel - 1)
+        frames = math.ceil(bottleneck)
+        input_length = frames + self.down_kernel - 1
+        output_length = frames
+        for _ in range(self.levels):
+            input_length = 2 * input_length - 1 + self.down_kernel - 1
+            output_length = 2 * output_length - 1 - (self.up_kernel - 1)
+        return input_length, output_length
+
+    def forward(self, mix: Tensor) -> Tensor:
+        """mix: [B, C, T] -> [B, S, C, T]."""
+        check_mix(mix, self.audio_channels, "Wave-U-Net")
+        length = mix.shape[-1]
+        if self.context:
+            input_length, output_length = self.valid_lengths(length)
+            left = (input_length - output_length) // 2
+            padded = F.pad(mix, (left, input_length - length - left))
+        else:
+            padded, _ = pad_to_multiple(mix, 2**self.levels)
+
+        x = padded
+        skips = []
+        for block in self.down_blocks:
+            x = block(x)
+            skips.append(x)
+            x = x[..., ::2]
+        x = self.bottleneck(x)
+        for upsample, block, skip in zip(self.upsamplers, self.up_blocks, reversed(skips), strict=True):
+            x = block(crop_and_concat(skip, upsample(x)))
+
+        mix_region = center_crop(padded, x.shape[-1])
+        explicit = self.output_conv(torch.cat([mix_region, x], dim=1))
+        explicit = explicit.unflatten(1, (-1, self.audio_channels))
+        est = finish_outputs(explicit, mix_region, self.output_activation, self.difference, self.training)
+        return est[..., :length]
+
+
+class EncoderBlock(nn.Module):
+    """Feature conv (its output is the skip), then strided conv.
+
+    x: [B, in, T] -> (skip: [B, out, T], down: [B, out, T/2]).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, stride_kernel: int, separable: bool
+    ) -> None:
+        super().__init__()
+        if separable:
+            self.feature = separable_conv_act(in_channels, out_channels, kernel)
+        else:
+            self.feature = conv_act(in_channels, out_channels, kernel, padding=kernel // 2)
+        self.down = conv_act(
+            out_channels, out_channels, stride_kernel, stride=2, padding=(stride_kernel - 1) // 2
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        skip = self.feature(x)
+        return skip, self.down(skip)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling: 1x1, separable atrous convs, image pooling; concat -> 1x1.
+
+    x: [B, C, T] -> [B, out_channels, T].
+    """
+
+    def __init__(
+        self, channels: int, branch_channels: int, out_channels: int, rates: Sequence[int], kernel: int
+    ):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [conv_act(channels, branch_channels, 1)]
+            + [separable_conv_act(channels, branch_channels, kernel, dilation=rate) for rate in rates]
+        )
+        self.pooled = conv_act(channels, branch_channels, 1)
+        self.project = conv_act(branch_channels * (len(rates) + 2), out_channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = self.pooled(x.mean(-1, keepdim=True)).expand(-1, -1, x.shape[-1])
+        return self.project(torch.cat([branch(x) for branch in self.branches] + [pooled], dim=1))
+
+
+class TemporalAttention(nn.Module):
+    """CBAM's attention map along time: x * sigmoid(conv([mean over C, max over C])). x: [B, C, T] -> same."""
+
+    def __init__(self, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 1, kernel, padding=kernel // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv(pooled))
+
+
+class WaveUNetLite(SeparationModel):
+    """Lightweight Wave-U-Net with ASPP, RFPD and temporal attention (SPEC §6.2).
+
+    mix: [B, 1, T] -> [B, S, 1, T].
+    """
+
+    architecture = "waveunet-lite"
+    levels = 4
+
+    def __init__(
+        self,
+        *,
+        sources: int | Sequence[str] = ("vocals", "accompaniment"),
+        sample_rate: int = 22050,
+        base_filters: int = 24,
+        kernel: int = 15,
+        stride_kernel: int = 15,
+        aspp_rates: Sequence[int] = (2, 4, 8),
+        aspp_kernel: int = 3,
+        aspp_channels: int | None = None,
+        aspp_out_channels: int | None = None,
+        decoder: str = "rfpd",
+        decoder_kernel: int = 5,
+        temporal_attention: bool = True,
+        attention_kernel: int = 7,
+        output_activation: str = "tanh",
+    ) -> None:
+        super().__init__(sample_rate=sample_rate, sources=sources, audio_channels=1)
+        check_choice("decoder", decoder, ("rfpd", "upsample"))
+        check_choice("output_activation", output_activation, ("tanh", "linear"))
+        check_odd(
+            kernel=kernel,
+            aspp_kernel=aspp_kernel,
+            decoder_kernel=decoder_kernel,
+            attention_kernel=attention_kernel,
+        )
+        if base_filters < 1 or stride_kernel < 2:
+            raise SeparateError("the lightweight Wave-U-Net needs base_filters >= 1 and stride_kernel >= 2.")
+        if self.n_src < 2:
+            raise SeparateError("the lightweight Wave-U-Net separates at least two sources.")
+        self.rfpd = decoder == "rfpd"
+        self.output_activation = output_activation
+        self.factor = 2**self.levels
+        widths = [1] + [base_filters * (i + 1) for i in range(self.levels)]
+
+        self.encoder = nn.ModuleList(
+            EncoderBlock(widths[i], widths[i + 1], kernel, stride_kernel, separable=i + 1 == self.levels)
+            for i in range(self.levels)
+        )
+        aspp_channels = aspp_channels or widths[-1]
+        current = aspp_out_channels or base_filters * (self.levels + 1)
+        self.aspp = ASPP(widths[-1], aspp_channels, current, aspp_rates, aspp_kernel)
+        self.upsample = None if self.rfpd else Upsample(same=True)
+        decoder_blocks = []
+        for level in range(self.levels, 0, -1):
+            skip_channels = widths[level] * (2 ** (self.levels + 1 - level) if self.rfpd else 1)
+            decoder_blocks.append(
+                conv_act(skip_channels + current, widths[level], decoder_kernel, padding=decoder_kernel // 2)
+            )
+            current = widths[level]
+        self.decoder = nn.ModuleList(decoder_blocks)
+
+        mix_channels = self.factor if self.rfpd else 1
+        self.attention = nn.ModuleList(
+            TemporalAttention(attention_kernel) if temporal_attention else nn.Identity()
+            for _ in range(self.n_src - 1)
+        )
+        self.heads = nn.ModuleList(
+            nn.Conv1d(current + mix_channels, mix_channels, 1) for _ in range(self.n_src - 1)
+        )
+        init_like_tensorflow(self)
+        self.receptive_field = None
+        self.default_segment = NATIVE_LITE_WINDOW / sample_rate
+
+    def forward(self, mix: Tensor) -> Tensor:
+        """mix: [B, 1, T] -> [B, S, 1, T]."""
+        check_mix(mix, 1, "The lightweight Wave-U-Net")
+        padded, length = pad_to_multiple(mix, self.factor)
+        x = padded
+        skips = []
+        for block in self.encoder:
+            skip, x = block(x)
+            skips.append(skip)
+        x = self.aspp(x)
+        for block, skip in zip(self.decoder, reversed(skips), strict=True):
+            if self.rfpd:
+                x = block(torch.cat([time_to_depth(skip, skip.shape[-1] // x.shape[-1]), x], dim=1))
+            else:
+                x = block(crop_and_concat(skip, self.upsample(x)))
+        mix_features = time_to_depth(padded, self.factor) if self.rfpd else padded
+        features = torch.cat([mix_features, x], dim=1)
+
+        outputs = []
+        for attention, head in zip(self.attention, self.heads, strict=True):
+            out = head(attention(features))
+            outputs.append(depth_to_time(out, self.factor) if self.rfpd else out)
+        explicit = torch.stack(outputs, dim=1)
+        est = finish_outputs(explicit, padded, self.output_activation, True, self.training)
+        return est[..., :length]
+
+
+ARCHITECTURES = {"waveunet": WaveUNet, "waveunet-lite": WaveUNetLite}
+
+VOICE_TASK = ["vocals", "accompaniment"]
+WAVEUNET_VOICE_TASK = ["accompaniment", "vocals"]
+PRESETS = {
+    # Wave-U-Net M3 (mono, difference output, context): 10 263 002 parameters.
+    "waveunet": {"architecture": "waveunet", "sources": WAVEUNET_VOICE_TASK},
+    # M4 (stereo) and M5 (stereo + learned up-sampling): 10 263 390 and 10 265 550 parameters.
+    "waveunet-stereo": {"architecture": "waveunet", "sources": WAVEUNET_VOICE_TASK, "audio_channels": 2},
+    "waveunet-stereo-learned": {
+        "architecture": "waveunet",
+        "sources": WAVEUNET_VOICE_TASK,
+        "audio_channels": 2,
+        "upsampling": "learned",
+    },
+    # Lightweight model, RFPD + temporal attention: 892 847 (voice) and 894 189 (4 stems) parameters.
+    "waveunet-lite": {"architecture": "waveunet-lite", "sources": VOICE_TASK},
+    "waveunet-lite-4stem": {"architecture": "waveunet-lite", "sources": ["vocals", "bass", "drums", "other"]},
+    # Table 1 row (c): Wave-U-Net up-sampling decoder instead of RFPD: 644 537 parameters.
+    "waveunet-lite-upsample": {"architecture": "waveunet-lite", "sources": VOICE_TASK, "decoder": "upsample"},
+}
