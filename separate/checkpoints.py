@@ -56,6 +56,9 @@ def save(model: SeparationModel, path: str | os.PathLike[str], half: bool = Fals
     partial = path.with_name(f".{path.name}.partial")
     try:
         save_file(tensors, str(partial), metadata={HEADER_KEY: json.dumps(header)})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)  # safetensors creates 0600 files; checkpoints are meant to be shared
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

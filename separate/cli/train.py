@@ -1,0 +1,161 @@
+"""``separate train RECIPE.toml``: train a model from a recipe; ``--resume`` continues a run.
+
+Several processes: ``torchrun --nproc_per_node N -m separate train RECIPE.toml`` (DDP; rank 0 prints
+and writes).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import typer
+
+from separate.cli.common import console, device_option, emit_json, json_option, set_threads, threads_option
+
+
+def train(
+    recipe: str = typer.Argument(..., help="Recipe TOML (examples/recipes/*.toml) or a run's config.json."),
+    overrides: list[str] = typer.Option(
+        None,
+        "--set",
+        help="Override a recipe value, KEY=VALUE with a dotted key (repeatable): --set train.lr=5e-4",
+    ),
+    out: str = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<recipe name>)."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run in --out from its last saved state (starts it if there is none).",
+    ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Resolve the recipe, build its model and loss, check its data options; train nothing.",
+    ),
+    device: str = device_option,
+    threads: int = threads_option,
+    as_json: bool = json_option,
+) -> None:
+    """Train a separation model from a recipe; writes config, log, states and model.safetensors to --out."""
+    from separate.train import check_recipe
+    from separate.train import train as run_training
+
+    set_threads(threads)
+    overrides = list(overrides or [])
+    if check:
+        _show_check(check_recipe(recipe, overrides), as_json)
+        return
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    reporter = _rich_reporter(main_process)
+    try:
+        summary = run_training(recipe, overrides, out=out, resume=resume, device=device, reporter=reporter)
+    finally:
+        reporter.close()
+    if not main_process:
+        return
+    if as_json:
+        emit_json(summary)
+        return
+    from rich.markup import escape
+
+    best = summary["best"]
+    console.print(
+        f"[bold]done[/bold]: {summary['epochs']} epochs ({summary['stopped'].replace('_', ' ')}), "
+        f"best epoch {summary['best_epoch']}: valid loss {_fmt(best['valid_loss'])}, "
+        f"SI-SNRi {_fmt(best['valid_si_snri'])} dB; model: {escape(summary['model'])}"
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _show_check(checked: dict[str, Any], as_json: bool) -> None:
+    from separate.complexity import count_parameters
+
+    model, config = checked["model"], checked["config"]
+    parameters = count_parameters(model) + count_parameters(checked["loss"])
+    if as_json:
+        emit_json({"config": config, "parameters": parameters, "architecture": type(model).architecture})
+        return
+    paper = config["paper"]
+    lines = [f"{config['recipe']['name']}: {type(model).architecture}, {parameters:,} parameters"]
+    if paper:
+        lines.append(
+            f"paper: {paper.get('name', '?')}, table {paper.get('table', '?')}, row {paper.get('row', '?')}"
+        )
+        lines.append(f"expected: {paper.get('expected', {})}")
+    data = config["data"]
+    lines.append(f"data: {data['layout']} at {data['root'] or '(generated)'}, batch {data['batch_size']}")
+    lines.append(f"loss: {config['loss']}")
+    lines.append(f"train: {config['train']}")
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+
+
+def _rich_reporter(enabled: bool) -> Any:
+    """A :class:`separate.train.Reporter` drawing a progress bar (terminal only) and one line per epoch."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from separate.train import Reporter
+
+    class RichReporter(Reporter):
+        def __init__(self) -> None:
+            self.progress: Progress | None = None
+            self.task: Any = None
+            self.examples = 0
+            self.started = 0.0
+
+        def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
+            if not enabled or not console.is_terminal:
+                return
+            if self.progress is None:
+                self.progress = Progress(
+                    TextColumn("epoch {task.fields[epoch]}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.3f}  {task.fields[speed]:.1f} ex/s"),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=True,
+                )
+                self.progress.start()
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(
+                "train", total=steps, epoch=f"{epoch}/{epochs}", loss=0.0, speed=0.0
+            )
+            self.examples, self.started = 0, time.perf_counter()
+
+        def step_done(self, loss: float, examples: int) -> None:
+            if self.progress is None or self.task is None:
+                return
+            self.examples += examples
+            speed = self.examples / max(time.perf_counter() - self.started, 1e-9)
+            self.progress.update(self.task, advance=1, loss=loss, speed=speed)
+
+        def epoch_done(self, record: dict[str, Any]) -> None:
+            if not enabled:
+                return
+            mark = " [green]best[/green]" if record["best"] else ""
+            console.print(
+                f"epoch {record['epoch']}: train {record['train_loss']:.3f}, "
+                f"valid {record['valid_loss']:.3f}, SI-SNRi {record['valid_si_snri']:.2f} dB, "
+                f"lr {record['lr']:.3g}, {record['seconds']:.1f} s{mark}"
+            )
+
+        def message(self, text: str) -> None:
+            if enabled:
+                console.print(text, markup=False)
+
+        def close(self) -> None:
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+
+    return RichReporter()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", no_args_is_help=True)(train)

@@ -1,0 +1,166 @@
+"""Train a separator from a recipe: the core behind ``separate train``.
+
+    >>> from separate.train import train
+    >>> summary = train("examples/recipes/tiny.toml", ["train.epochs=3"], out="runs/tiny")
+    >>> summary["best"]["valid_si_snri"]
+
+Runs on the CPU or one CUDA device (automatic mixed precision there when ``train.amp``), or on
+several processes launched by ``torchrun`` (DDP; rank 0 alone writes the run folder). ``resume=True``
+continues from ``RUN/state/last.safetensors`` exactly where the run stopped, bit for bit on the CPU;
+the layout of the run folder is described in :mod:`separate.training.loop`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from separate.errors import SeparateError
+from separate.training.components import build_loss_module, build_model
+from separate.training.data import check_data_config
+from separate.training.distributed import Distributed
+from separate.training.loop import Reporter, RunPaths, Trainer, TrainingDiverged
+from separate.training.recipe import differences, load_recipe, resolve
+from separate.training.state import append_jsonl, atomic_write_text, load_state, read_jsonl
+
+__all__ = ["Reporter", "TrainingDiverged", "check_recipe", "resolve_recipe", "train"]
+
+DEFAULT_RUNS = "runs"
+
+
+def resolve_recipe(
+    recipe: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Load a recipe file, apply ``KEY=VALUE`` overrides, fill defaults and check the fixed keys."""
+    path = Path(recipe)
+    raw = load_recipe(path)
+    config = resolve(raw, overrides)
+    previous = config["recipe"]
+    name = previous.get("name") if path.suffix.lower() == ".json" and previous.get("name") else path.stem
+    config["recipe"] = {"name": name, "path": str(path), "overrides": list(overrides)}
+    return config
+
+
+def check_recipe(
+    recipe: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Resolve a recipe and build its model and loss; check its data options without reading any data.
+
+    Returns ``{"config", "model", "loss"}``.
+    """
+    config = resolve_recipe(recipe, overrides)
+    model = build_model(config)
+    loss = build_loss_module(config, model)
+    check_data_config(config["data"])
+    return {"config": config, "model": model, "loss": loss}
+
+
+def train(
+    recipe: str | os.PathLike[str],
+    overrides: list[str] | tuple[str, ...] = (),
+    out: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Train the recipe's model; return a summary (best epoch and metrics, paths, time).
+
+    Args:
+        recipe: recipe TOML, or a run's ``config.json``.
+        overrides: ``KEY=VALUE`` strings (``train.lr=5e-4``).
+        out: run folder (default ``runs/<recipe name>``).
+        resume: continue the run in ``out`` from its last state; starts afresh when there is none.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun each process takes
+            ``cuda:LOCAL_RANK``).
+        reporter: progress callbacks (main process only).
+    """
+    config = resolve_recipe(recipe, overrides)
+    check_data_config(config["data"])
+    paths = RunPaths(out if out is not None else Path(DEFAULT_RUNS) / config["recipe"]["name"])
+    resuming = _check_run_folder(paths, config, resume)
+    reporter = reporter or Reporter()
+    dist = Distributed.setup(device)
+    try:
+        trainer = Trainer(config, paths, dist, reporter)
+        if resuming:
+            trainer.restore(load_state(paths.last))
+            trainer.history = [r for r in read_jsonl(paths.log) if r.get("epoch", 0) <= trainer.epoch]
+            trainer.reporter.message(
+                f"resuming {paths.root} at epoch {trainer.epoch + 1}"
+                + (f", step {trainer.step_in_epoch + 1}" if trainer.step_in_epoch else "")
+            )
+        if dist.is_main:
+            _start_log(paths, config, trainer.history, resuming)
+        epochs = config["train"]["epochs"]
+        while trainer.epoch < epochs and not trainer.early.should_stop:
+            record = trainer.run_epoch()
+            if dist.is_main:
+                append_jsonl(paths.log, record)
+                reporter.epoch_done(record)
+            trainer.save(best=bool(record["best"]))
+        stopped = "early_stop" if trainer.early.should_stop else "max_epochs"
+        if stopped == "early_stop":
+            trainer.reporter.message(
+                f"early stop: no better validation value for {trainer.early.patience} epochs"
+            )
+        dist.barrier()
+        return _summary(trainer, paths, stopped)
+    finally:
+        dist.close()
+
+
+def _check_run_folder(paths: RunPaths, config: dict[str, Any], resume: bool) -> bool:
+    """True when the run continues from a saved state; errors for folders that hold another run."""
+    if paths.root.exists() and not paths.root.is_dir():
+        raise SeparateError(f"--out '{paths.root}' exists and is not a folder")
+    has_state = paths.last.exists()
+    if not resume:
+        if has_state or paths.model.exists():
+            raise SeparateError(
+                f"'{paths.root}' already holds a run; pass --resume to continue it or choose another --out"
+            )
+        return False
+    if not has_state:
+        return False
+    if paths.config.exists():
+        saved = json.loads(paths.config.read_text())
+        changed = differences(saved, config)
+        if changed:
+            raise SeparateError(
+                f"cannot resume '{paths.root}': the recipe differs from its config.json in "
+                f"{', '.join(changed)}; resume with the same recipe and --set options, or start a new "
+                "run with another --out"
+            )
+    return True
+
+
+def _start_log(
+    paths: RunPaths, config: dict[str, Any], history: list[dict[str, Any]], resuming: bool
+) -> None:
+    """Fresh run: write config.json and an empty log. Resumed run: cut the log back to the saved state
+    (config.json keeps its first version; only epochs, workers and the like may differ)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if resuming:
+        atomic_write_text(paths.log, "".join(json.dumps(record) + "\n" for record in history))
+    else:
+        atomic_write_text(paths.config, json.dumps(config, indent=2) + "\n")
+        atomic_write_text(paths.log, "")
+
+
+def _summary(trainer: Trainer, paths: RunPaths, stopped: str) -> dict[str, Any]:
+    best_epoch = trainer.early.best_epoch + 1
+    best = next((r for r in trainer.history if r["epoch"] == best_epoch), {})
+    return {
+        "run": str(paths.root),
+        "model": str(paths.model),
+        "epochs": trainer.epoch,
+        "steps": trainer.global_step,
+        "stopped": stopped,
+        "best_epoch": best_epoch,
+        "best": {key: best.get(key) for key in ("valid_loss", "valid_si_snri", "train_loss")},
+        "seconds": round(trainer.elapsed, 3),
+        "world_size": trainer.dist.world,
+        "device": str(trainer.dist.device),
+    }
