@@ -58,7 +58,7 @@ def save(model: SeparationModel, path: str | os.PathLike[str], half: bool = Fals
         save_file(tensors, str(partial), metadata={HEADER_KEY: json.dumps(header)})
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(partial, 0o666 & ~umask)  # safetensors creates 0600 files; checkpoints are meant to be shared
+        os.chmod(partial, 0o666 & ~umask)  # safetensors writes 0600; checkpoints are for sharing
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
