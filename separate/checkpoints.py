@@ -92,19 +92,23 @@ def load(path: str | os.PathLike[str], sha256: str | None = None) -> SeparationM
     if sha256 is not None:
         verify_sha256(path, sha256)
     header = read_header(path)
-    model = build(header["architecture"], **header["kwargs"])
+    try:
+        model = build(header["architecture"], **header["kwargs"])
+    except (KeyError, TypeError, ValueError) as problem:
+        raise SeparateError(f"'{path}' has a header this version cannot build: {problem}") from None
     with safe_open(str(path), framework="pt") as handle:
         state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     expected = model.state_dict()
-    for name, tensor in state.items():
-        if name in expected:
-            state[name] = tensor.to(expected[name].dtype)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as problem:
-        raise SeparateError(
-            f"'{path}' does not match its own architecture: {str(problem).splitlines()[0]}"
-        ) from None
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong_shape = sorted(n for n in set(state) & set(expected) if state[n].shape != expected[n].shape)
+    problems = [
+        f"{label} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+        if names
+    ]
+    if problems:
+        raise SeparateError(f"'{path}' does not match its own architecture: {'; '.join(problems)}")
+    model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in state.items()})
     model.eval()
     model.checkpoint_header = header
     return model

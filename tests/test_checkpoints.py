@@ -141,3 +141,16 @@ def test_hf_url_parsing() -> None:
     assert checkpoints.parse_hf_url("hf://a/b/c/d.safetensors@v1") == ("a/b", "c/d.safetensors", "v1")
     with pytest.raises(SeparateError):
         checkpoints.parse_hf_url("hf://a/b")
+
+
+def test_weights_that_do_not_match_the_header_are_named(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    model = tiny_model()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state.pop("decoder.deconv.weight")
+    state["extra.weight"] = torch.zeros(2)
+    header = json.dumps({"format": 1, "architecture": "convtasnet", "kwargs": model.config})
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata={"separate": header})
+    with pytest.raises(SeparateError, match="missing decoder.deconv.weight; unexpected extra.weight"):
+        checkpoints.load(tmp_path / "bad.safetensors")
