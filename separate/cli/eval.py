@@ -1,0 +1,178 @@
+"""``separate eval``: score a model or a folder of estimates on MUSDB18 or a speech corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from separate.cli.common import console, device_option, emit_json, json_option, set_threads
+
+eval_app = typer.Typer(
+    name="eval",
+    help="Score separation quality: BSSEval v4 on MUSDB18 (SiSEC 2018), SI-SNRi/SDRi on speech.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+_MODEL_HELP = "Model to evaluate: registry name, .safetensors path or hf://org/repo/file."
+_JOBS_HELP = "Worker processes scoring items in parallel (each gets CPU threads / jobs torch threads)."
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("musdb")
+def musdb(
+    root: str = typer.Option(..., "--root", help="MUSDB18 (.stem.mp4) or MUSDB18-HQ (wav folders) root."),
+    subset: str = typer.Option("test", "--subset", help="test | train | valid (musdb's validation tracks)."),
+    model: str = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
+    estimates: str = typer.Option(
+        None,
+        "--estimates",
+        help="Folder of estimates: <subset>/<track>/<target>.wav or <track>/<target>.wav.",
+    ),
+    backend: str = typer.Option("torch", "--backend", help="torch (ours, vectorised) | museval (reference)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help=_JOBS_HELP),
+    out: str = typer.Option(None, "--out", "-o", help="Write <out>/<subset>/<track>.json and summary.json."),
+    segment: float = typer.Option(
+        None, "--segment", help="Seconds per chunk for the model (default: its own)."
+    ),
+    batch_size: int = typer.Option(4, "--batch-size", help="Chunks per forward pass."),
+    device: str = device_option,
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch in this process."),
+    as_json: bool = json_option,
+) -> None:
+    """MUSDB18: BSSEval v4, median over 1 s frames per track, then median over tracks (and pooled)."""
+    from separate.evaluate import evaluate_musdb
+
+    set_threads(threads)
+    loaded = _load_model(model, estimates)
+    with _progress("tracks") as progress:
+        report = evaluate_musdb(
+            root,
+            subset,
+            model=loaded,
+            estimates=estimates,
+            backend=backend,
+            device=device,
+            jobs=jobs,
+            out=out,
+            progress=progress,
+            separator_options={"segment": segment, "batch_size": batch_size},
+        )
+    if not report.complete:
+        return
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    _music_table(report.to_dict())
+
+
+@eval_app.command("speech")
+def speech(
+    root: str = typer.Option(
+        ..., "--root", help="Dataset root (the folder holding tr/cv/tt, or LibriMix wav*/min)."
+    ),
+    layout: str = typer.Option(..., "--layout", help="wsj0mix | wham | lrs2mix | librimix | folder"),
+    split: str = typer.Option(None, "--split", help="Split to score (default: the layout's test split)."),
+    task: str = typer.Option(None, "--task", help="WHAM!/LibriMix task, e.g. sep_clean, sep_noisy."),
+    model: str = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
+    estimates: str = typer.Option(
+        None, "--estimates", help="Folder of estimates: <utterance>/<any>.wav or s1..sJ/<utterance>.wav."
+    ),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help=_JOBS_HELP),
+    out: str = typer.Option(None, "--out", "-o", help="Write <out>/utterances.csv and summary.json."),
+    no_sdr: bool = typer.Option(False, "--no-sdr", help="Skip BSSEval SDR/SDRi (SI-SNR only, much faster)."),
+    segment: float = typer.Option(
+        None, "--segment", help="Seconds per chunk for the model (default: its own)."
+    ),
+    batch_size: int = typer.Option(4, "--batch-size", help="Chunks per forward pass."),
+    device: str = device_option,
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch in this process."),
+    as_json: bool = json_option,
+) -> None:
+    """Speech: SI-SNR, SI-SNRi, SDR, SDRi per utterance (best assignment), mean/median/95 % CI."""
+    from separate.evaluate import evaluate_speech
+
+    set_threads(threads)
+    loaded = _load_model(model, estimates)
+    with _progress("utterances") as progress:
+        report = evaluate_speech(
+            root,
+            layout,
+            split=split,
+            model=loaded,
+            estimates=estimates,
+            device=device,
+            jobs=jobs,
+            out=out,
+            with_sdr=not no_sdr,
+            progress=progress,
+            dataset_options={"task": task} if task else None,
+            separator_options={"segment": segment, "batch_size": batch_size},
+        )
+    if not report.complete:
+        return
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    _speech_table(report.to_dict())
+
+
+def _load_model(model: str | None, estimates: str | None) -> Any:
+    from separate.errors import SeparateError
+
+    if (model is None) == (estimates is None):
+        raise SeparateError("give exactly one of --model and --estimates")
+    if model is None:
+        return None
+    from separate.checkpoints import load_model
+
+    return load_model(model)
+
+
+@contextmanager
+def _progress(unit: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr, advanced by the evaluation's per-item callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task_id = bar.add_task(f"scoring {unit}", total=None)
+
+        def advance(name: str, done: int, total: int) -> None:
+            bar.update(task_id, completed=done, total=total, description=f"scoring {unit}: {name[:40]}")
+
+        yield advance
+
+
+def _music_table(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"MUSDB18 {report['subset']} ({len(report['tracks'])} tracks, {report['backend']})")
+    table.add_column("target")
+    for metric in ("SDR", "SIR", "ISR", "SAR"):
+        table.add_column(metric, justify="right")
+    table.add_column("SDR pooled", justify="right")
+    for target, values in report["sisec18"].items():
+        cells = [f"{values[m]:.2f}" for m in ("SDR", "SIR", "ISR", "SAR")]
+        table.add_row(target, *cells, f"{report['pooled'][target]['SDR']:.2f}")
+    console.print(table)
+    console.print("median over 1 s frames per track, then over tracks (SiSEC 2018); pooled: over all frames")
+
+
+def _speech_table(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report['utterances']} utterances")
+    for column in ("metric", "mean", "median", "95 % CI of the mean"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for metric, stats in report["summary"].items():
+        interval = f"[{stats['ci_low']:.2f}, {stats['ci_high']:.2f}]"
+        table.add_row(metric, f"{stats['mean']:.2f}", f"{stats['median']:.2f}", interval)
+    console.print(table)
