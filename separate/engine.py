@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from separate.allocator import keep_large_blocks
 from separate.audio import AudioInput, StemWriter, resample_blocks, resampled_length
 from separate.errors import SeparateError
 from separate.models.base import SeparationModel
@@ -78,6 +79,8 @@ class Separator:
         if segment is not None and segment <= 0:
             raise SeparateError(f"segment must be positive, got {segment}")
         self.device = select_device(device)
+        if self.device.type == "cpu":
+            keep_large_blocks()
         if half and self.device.type != "cuda":
             raise SeparateError("half precision needs a CUDA device")
         self.dtype = torch.float16 if half else torch.float32

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -145,3 +147,11 @@ def test_device_selection_on_cpu_machine() -> None:
         assert select_device("auto").type == "cpu"
         with pytest.raises(SeparateError, match="CUDA is not available"):
             select_device("cuda:0")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_cpu_separator_keeps_large_blocks_in_the_heap() -> None:
+    from separate import allocator
+
+    Separator(tiny_model(), device="cpu")
+    assert allocator._tuned and allocator.keep_large_blocks()
