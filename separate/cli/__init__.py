@@ -6,7 +6,6 @@ Heavy imports (torch) happen inside commands so ``separate --help`` answers at o
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 
 import typer
@@ -28,8 +27,7 @@ app = typer.Typer(
 _SUBCOMMANDS = ("audio", "models", "train", "eval", "bench")
 
 for _name in _SUBCOMMANDS:
-    if importlib.util.find_spec(f"separate.cli.{_name}") is not None:  # TODO(dev): explicit once all land
-        importlib.import_module(f"separate.cli.{_name}").register(app)
+    importlib.import_module(f"separate.cli.{_name}").register(app)
 
 
 @app.callback(invoke_without_command=True)

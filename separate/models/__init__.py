@@ -10,7 +10,6 @@ Each model module defines ``ARCHITECTURES`` (name -> class) and ``PRESETS`` (pre
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
 
 from torch import nn
@@ -27,8 +26,6 @@ def _gather() -> tuple[dict[str, type[SeparationModel]], dict[str, dict[str, Any
     architectures: dict[str, type[SeparationModel]] = {}
     presets: dict[str, dict[str, Any]] = {}
     for name in _MODULES:
-        if importlib.util.find_spec(f"separate.models.{name}") is None:  # TODO(dev): remove once all land
-            continue
         module = importlib.import_module(f"separate.models.{name}")
         architectures.update(module.ARCHITECTURES)
         presets.update(module.PRESETS)

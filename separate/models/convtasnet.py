@@ -6,7 +6,9 @@ output -> learned decoder. Any number of sources J; the AttentionPIT paper uses 
 
 Decisions: no encoder activation, mask ReLU, gLN (asteroid defaults; SPEC §4.1). ``causal=True``
 pads the depthwise convolutions on the left only and switches to cumulative layer norm.
-Parameter count 5 050 545 + 66 048 (J - 2) (SPEC §9.5).
+Parameter count 4 984 881 + 66 048 (J - 2): SPEC §9.5's 5 050 545 includes the residual 1x1 conv
+of the last block (65 664 weights), whose output nothing reads; it is left out so that every
+parameter trains.
 """
 
 from __future__ import annotations
@@ -24,11 +26,20 @@ from separate.models.layers import make_norm
 class TemporalBlock(nn.Module):
     """1x1 conv -> PReLU -> norm -> dilated depthwise conv -> PReLU -> norm -> (residual, skip) 1x1 convs.
 
-    x: [B, Bn, T] -> (residual: [B, Bn, T], skip: [B, Sc, T]).
+    x: [B, Bn, T] -> (residual: [B, Bn, T] or None, skip: [B, Sc, T]). The last block of the stack
+    has no residual conv: nothing reads its residual output.
     """
 
     def __init__(
-        self, channels: int, hidden: int, skip: int, kernel: int, dilation: int, norm: str, causal: bool
+        self,
+        channels: int,
+        hidden: int,
+        skip: int,
+        kernel: int,
+        dilation: int,
+        norm: str,
+        causal: bool,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         self.left_pad = (kernel - 1) * dilation if causal else (kernel - 1) * dilation // 2
@@ -40,13 +51,13 @@ class TemporalBlock(nn.Module):
         )
         self.depthwise = nn.Conv1d(hidden, hidden, kernel, dilation=dilation, groups=hidden)
         self.post = nn.Sequential(nn.PReLU(), make_norm(norm, hidden))
-        self.residual = nn.Conv1d(hidden, channels, 1)
+        self.residual = nn.Conv1d(hidden, channels, 1) if residual else None
         self.skip = nn.Conv1d(hidden, skip, 1)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor | None, Tensor]:
         hidden = self.body(x)
         hidden = self.post(self.depthwise(F.pad(hidden, (self.left_pad, self.right_pad))))
-        return self.residual(hidden), self.skip(hidden)
+        return (self.residual(hidden) if self.residual is not None else None), self.skip(hidden)
 
 
 class TemporalConvNet(nn.Module):
@@ -68,10 +79,10 @@ class TemporalConvNet(nn.Module):
         super().__init__()
         self.n_src = n_src
         self.bottleneck = nn.Sequential(make_norm(norm, in_channels), nn.Conv1d(in_channels, bottleneck, 1))
+        count = repeats * blocks
         self.blocks = nn.ModuleList(
-            TemporalBlock(bottleneck, hidden, skip, kernel, 2**b, norm, causal)
-            for _ in range(repeats)
-            for b in range(blocks)
+            TemporalBlock(bottleneck, hidden, skip, kernel, 2 ** (i % blocks), norm, causal, i < count - 1)
+            for i in range(count)
         )
         self.mask = nn.Sequential(nn.PReLU(), nn.Conv1d(skip, n_src * in_channels, 1))
 
@@ -80,8 +91,9 @@ class TemporalConvNet(nn.Module):
         skip_sum = 0.0
         for block in self.blocks:
             residual, skip = block(x)
-            x = x + residual
             skip_sum = skip_sum + skip
+            if residual is not None:
+                x = x + residual
         masks = self.mask(skip_sum)
         return F.relu(masks).view(frames.shape[0], self.n_src, frames.shape[1], frames.shape[2])
 
