@@ -154,8 +154,13 @@ def benchmark_models(
     for index, target in enumerate(targets, 1):
         start = time.perf_counter()
         kwargs = dict(
-            target=target.spec(), device=device, seconds=seconds, batch=batch, sample_rate=sample_rate,
-            repeats=repeats, warmup=warmup,
+            target=target.spec(),
+            device=device,
+            seconds=seconds,
+            batch=batch,
+            sample_rate=sample_rate,
+            repeats=repeats,
+            warmup=warmup,
         )
         rows.append({"model": target.label, **run_task("model", kwargs, threads)})
         if progress is not None:
@@ -176,8 +181,12 @@ def benchmark_engine(
     """Engine seconds, bare-forward seconds and their ratio on ``input_seconds`` of audio (one child)."""
     check_positive(engine_seconds=input_seconds, batch_size=batch_size, segment=segment)
     kwargs = dict(
-        target=target.spec(), device=device, input_seconds=input_seconds, batch_size=batch_size,
-        segment=segment, overlap=overlap,
+        target=target.spec(),
+        device=device,
+        input_seconds=input_seconds,
+        batch_size=batch_size,
+        segment=segment,
+        overlap=overlap,
     )
     return {"model": target.label, **run_task("engine", kwargs, threads)}
 
@@ -194,8 +203,12 @@ def benchmark_batching(
     """Speed-up of ``batch_size`` chunks per forward pass over one chunk at a time (one child process)."""
     check_positive(batching_seconds=input_seconds, batching_size=batch_size, segment=segment)
     kwargs = dict(
-        target=target.spec(), device=device, input_seconds=input_seconds, batch_size=batch_size,
-        segment=segment, overlap=overlap,
+        target=target.spec(),
+        device=device,
+        input_seconds=input_seconds,
+        batch_size=batch_size,
+        segment=segment,
+        overlap=overlap,
     )
     return {"model": target.label, **run_task("batching", kwargs, threads)}
 
@@ -232,8 +245,19 @@ def benchmark_memory(
             audio = folder / f"{key}.wav"
             frames = write_noise(audio, seconds, rate, channels)
             command = [
-                sys.executable, "-m", "separate", "audio", str(audio), "--model", str(checkpoint),
-                "--out", str(folder / f"out-{key}"), "--device", device, "--batch-size", str(batch_size),
+                sys.executable,
+                "-m",
+                "separate",
+                "audio",
+                str(audio),
+                "--model",
+                str(checkpoint),
+                "--out",
+                str(folder / f"out-{key}"),
+                "--device",
+                device,
+                "--batch-size",
+                str(batch_size),
                 "--json",
             ]
             if threads:

@@ -18,8 +18,20 @@ from separate.complexity import count_parameters
 from separate.engine import Separator
 
 MODEL_COLUMNS = {
-    "model", "parameters", "macs_per_second", "forward_rtf", "train_rtf", "forward_peak_mb", "train_peak_mb",
-    "forward_seconds", "train_seconds", "sample_rate", "samples", "batch", "device", "threads",
+    "model",
+    "parameters",
+    "macs_per_second",
+    "forward_rtf",
+    "train_rtf",
+    "forward_peak_mb",
+    "train_peak_mb",
+    "forward_seconds",
+    "train_seconds",
+    "sample_rate",
+    "samples",
+    "batch",
+    "device",
+    "threads",
 }
 
 
@@ -32,10 +44,24 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], *fragments: str) -> None
 
 
 def test_model_rows_have_every_column(tiny_checkpoint: Path, capsys) -> None:
-    code = main([
-        "bench", "--model", str(tiny_checkpoint), "--presets", "waveunet-lite", "--seconds", "0.1",
-        "--repeats", "2", "--threads", "1", "--device", "cpu", "--json",
-    ])
+    code = main(
+        [
+            "bench",
+            "--model",
+            str(tiny_checkpoint),
+            "--presets",
+            "waveunet-lite",
+            "--seconds",
+            "0.1",
+            "--repeats",
+            "2",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["machine"]["threads"] == 1 and report["machine"]["cpu_count"] >= 1
@@ -64,10 +90,27 @@ def test_model_rows_have_every_column(tiny_checkpoint: Path, capsys) -> None:
 @pytest.mark.slow
 def test_engine_batching_memory_flags() -> None:
     result = run_cli(
-        "bench", "--engine", "--engine-seconds", "3", "--segment", "0.5",
-        "--batching", "--batching-seconds", "2", "--batching-size", "3",
-        "--memory", "--memory-seconds", "6", "--memory-base-seconds", "1",
-        "--threads", "1", "--device", "cpu", "--json",
+        "bench",
+        "--engine",
+        "--engine-seconds",
+        "3",
+        "--segment",
+        "0.5",
+        "--batching",
+        "--batching-seconds",
+        "2",
+        "--batching-size",
+        "3",
+        "--memory",
+        "--memory-seconds",
+        "6",
+        "--memory-base-seconds",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
     )
     assert result.returncode == 0, result.stderr.decode()
     report = json.loads(result.stdout)
@@ -109,8 +152,19 @@ def test_failed_measurement_is_a_row_and_exit_1(tmp_path: Path, tiny_checkpoint:
 
 def test_losses_table(capsys) -> None:
     code = main(
-        ["bench", "--losses", "--seconds", "0.01", "--repeats", "1", "--batch", "2", "--device", "cpu",
-         "--json"]
+        [
+            "bench",
+            "--losses",
+            "--seconds",
+            "0.01",
+            "--repeats",
+            "1",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+            "--json",
+        ]
     )
     assert code == 0
     rows = json.loads(capsys.readouterr().out)["losses"]

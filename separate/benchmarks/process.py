@@ -124,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if request.get("threads"):
         torch.set_num_threads(int(request["threads"]))
     functions = {
-        "model": measure.measure_model, "engine": measure.measure_engine, "batching": measure.measure_batching
+        "model": measure.measure_model,
+        "engine": measure.measure_engine,
+        "batching": measure.measure_batching,
     }
     try:
         result = functions[task](**request["kwargs"])

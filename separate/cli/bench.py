@@ -51,9 +51,17 @@ def bench(
     if presets is not None and not preset_names:
         raise SeparateError("--presets needs at least one preset name")
     core.check_positive(
-        seconds=seconds, batch=batch, sample_rate=sample_rate, repeats=repeats, engine_seconds=engine_seconds,
-        batching_seconds=batching_seconds, batching_size=batching_size, memory_seconds=memory_seconds,
-        memory_base_seconds=memory_base_seconds, segment=segment, batch_size=batch_size,
+        seconds=seconds,
+        batch=batch,
+        sample_rate=sample_rate,
+        repeats=repeats,
+        engine_seconds=engine_seconds,
+        batching_seconds=batching_seconds,
+        batching_size=batching_size,
+        memory_seconds=memory_seconds,
+        memory_base_seconds=memory_base_seconds,
+        segment=segment,
+        batch_size=batch_size,
     )
     if warmup < 0:
         raise SeparateError(f"warmup must be zero or more, got {warmup}")
@@ -68,8 +76,14 @@ def bench(
     report: dict[str, Any] = {
         "machine": core.machine_info(resolved_device, threads),
         "settings": {
-            "seconds": seconds, "batch": batch or 1, "sample_rate": sample_rate, "repeats": repeats,
-            "warmup": warmup, "threads": threads, "segment": segment, "batch_size": batch_size,
+            "seconds": seconds,
+            "batch": batch or 1,
+            "sample_rate": sample_rate,
+            "repeats": repeats,
+            "warmup": warmup,
+            "threads": threads,
+            "segment": segment,
+            "batch_size": batch_size,
         },
     }
     if targets:
@@ -78,20 +92,47 @@ def bench(
         )
     if engine:
         report["engine"] = [
-            _guarded("engine", target.label, core.benchmark_engine, target, resolved_device, engine_seconds,
-                     batch_size, segment, threads=threads)
+            _guarded(
+                "engine",
+                target.label,
+                core.benchmark_engine,
+                target,
+                resolved_device,
+                engine_seconds,
+                batch_size,
+                segment,
+                threads=threads,
+            )
             for target in targets or [core.ENGINE_TARGET]
         ]
     if batching:
         report["batching"] = [
-            _guarded("batching", target.label, core.benchmark_batching, target, resolved_device,
-                     batching_seconds, batching_size, segment, threads=threads)
+            _guarded(
+                "batching",
+                target.label,
+                core.benchmark_batching,
+                target,
+                resolved_device,
+                batching_seconds,
+                batching_size,
+                segment,
+                threads=threads,
+            )
             for target in targets or [core.ENGINE_TARGET]
         ]
     if memory:
         report["memory"] = [
-            _guarded("memory", target.label, core.benchmark_memory, target, resolved_device, memory_seconds,
-                     memory_base_seconds, batch_size, threads)
+            _guarded(
+                "memory",
+                target.label,
+                core.benchmark_memory,
+                target,
+                resolved_device,
+                memory_seconds,
+                memory_base_seconds,
+                batch_size,
+                threads,
+            )
             for target in targets or [core.MEMORY_TARGET]
         ]
     if losses:
@@ -146,8 +187,10 @@ def _print_report(report: dict[str, Any]) -> None:
             lambda row: [
                 _count(row["parameters"]),
                 "-" if row["macs_per_second"] is None else f"{row['macs_per_second'] / 1e9:.3g}",
-                f"{row['forward_rtf']:.3g}", f"{row['train_rtf']:.3g}",
-                f"{row['forward_peak_mb']:.0f}", f"{row['train_peak_mb']:.0f}",
+                f"{row['forward_rtf']:.3g}",
+                f"{row['train_rtf']:.3g}",
+                f"{row['forward_peak_mb']:.0f}",
+                f"{row['train_peak_mb']:.0f}",
             ],
         )
         if any(str(row.get("memory_kind", "")).startswith("cpu") for row in report["models"]):
@@ -158,9 +201,14 @@ def _print_report(report: dict[str, Any]) -> None:
             ["model", "input s", "chunk/hop", "chunks", "batch", "forward s", "engine s", "ratio", "x RT"],
             report["engine"],
             lambda row: [
-                f"{row['input_seconds']:g}", f"{row['chunk']}/{row['hop']}", str(row["n_chunks"]),
-                str(row["batch_size"]), f"{row['forward_seconds']:.2f}", f"{row['engine_seconds']:.2f}",
-                f"{row['ratio']:.3f}", f"{1 / row['engine_rtf']:.1f}",
+                f"{row['input_seconds']:g}",
+                f"{row['chunk']}/{row['hop']}",
+                str(row["n_chunks"]),
+                str(row["batch_size"]),
+                f"{row['forward_seconds']:.2f}",
+                f"{row['engine_seconds']:.2f}",
+                f"{row['ratio']:.3f}",
+                f"{1 / row['engine_rtf']:.1f}",
             ],
         )
     if "batching" in report:
@@ -169,8 +217,12 @@ def _print_report(report: dict[str, Any]) -> None:
             ["model", "input s", "chunks", "N", "batch 1 s", "batch N s", "speed-up"],
             report["batching"],
             lambda row: [
-                f"{row['input_seconds']:g}", str(row["n_chunks"]), str(row["batch_size"]),
-                f"{row['batch1_seconds']:.2f}", f"{row['batched_seconds']:.2f}", f"{row['speedup']:.2f}",
+                f"{row['input_seconds']:g}",
+                str(row["n_chunks"]),
+                str(row["batch_size"]),
+                f"{row['batch1_seconds']:.2f}",
+                f"{row['batched_seconds']:.2f}",
+                f"{row['speedup']:.2f}",
             ],
         )
     if "memory" in report:
@@ -179,8 +231,12 @@ def _print_report(report: dict[str, Any]) -> None:
             ["model", "short s", "long s", "peak MB short", "peak MB long", "growth MB", "ratio"],
             report["memory"],
             lambda row: [
-                f"{row['short_seconds']:g}", f"{row['long_seconds']:g}", f"{row['short_peak_rss_mb']:.0f}",
-                f"{row['long_peak_rss_mb']:.0f}", f"{row['growth_mb']:.1f}", f"{row['ratio']:.3f}",
+                f"{row['short_seconds']:g}",
+                f"{row['long_seconds']:g}",
+                f"{row['short_peak_rss_mb']:.0f}",
+                f"{row['long_peak_rss_mb']:.0f}",
+                f"{row['growth_mb']:.1f}",
+                f"{row['ratio']:.3f}",
             ],
         )
     if "losses" in report:
