@@ -55,3 +55,12 @@ def test_non_causal_model_looks_ahead() -> None:
     changed[..., 500:] += 1.0
     with torch.no_grad():
         assert not torch.allclose(model(mix)[..., :400], model(changed)[..., :400])
+
+
+@pytest.mark.parametrize("encoder", ["gated", "mpgtf"])
+def test_other_encoders_drop_in(encoder: str) -> None:
+    free = models.build("convtasnet", **TINY)
+    swapped = models.build("convtasnet", encoder=encoder, **TINY)
+    assert swapped(torch.randn(2, 1, 333)).shape == (2, 2, 1, 333)
+    if encoder == "mpgtf":
+        assert count_parameters(swapped) == count_parameters(free) - TINY["n_filters"] * TINY["kernel_size"]

@@ -6,6 +6,8 @@ output -> learned decoder. Any number of sources J; the AttentionPIT paper uses 
 
 Decisions: no encoder activation, mask ReLU, gLN (asteroid defaults; SPEC §4.1). ``causal=True``
 pads the depthwise convolutions on the left only and switches to cumulative layer norm.
+``encoder="gated" | "mpgtf"`` swaps the learned encoder for TasNet's gated one or the fixed
+multi-phase gammatone filterbank (SPEC §2.4); the decoder stays learned.
 Parameter count 4 984 881 + 66 048 (J - 2): SPEC §9.5's 5 050 545 includes the residual 1x1 conv
 of the last block (65 664 weights), whose output nothing reads; it is left out so that every
 parameter trains.
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from separate.models.base import SeparationModel
-from separate.models.filterbanks import ConvDecoder, ConvEncoder
+from separate.models.filterbanks import ConvDecoder, make_encoder
 from separate.models.layers import make_norm
 
 
@@ -119,11 +121,12 @@ class ConvTasNet(SeparationModel):
         conv_kernel: int = 3,
         norm: str = "gLN",
         causal: bool = False,
+        encoder: str = "free",
     ) -> None:
         super().__init__(sample_rate=sample_rate, sources=sources, causal=causal)
         if causal and norm == "gLN":
             norm = "cgLN"
-        self.encoder = ConvEncoder(n_filters, kernel_size, stride)
+        self.encoder = make_encoder(encoder, n_filters, kernel_size, stride, sample_rate)
         self.masker = TemporalConvNet(
             n_filters, self.n_src, bottleneck, hidden, skip, blocks, repeats, conv_kernel, norm, causal
         )
