@@ -9,16 +9,25 @@ from pathlib import Path
 
 import typer
 
-from separate.cli.common import console, device_option, emit_json, json_option, set_threads
+from separate.cli.common import (
+    batch_size_option,
+    console,
+    device_option,
+    emit_json,
+    json_option,
+    model_option,
+    overlap_option,
+    segment_option,
+    set_threads,
+    threads_option,
+)
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 
 
 def audio(
     inputs: list[str] = typer.Argument(..., metavar="IN...", help="Audio files, or '-' for stdin."),
-    model: str = typer.Option(
-        None, "--model", "-m", help="Registry name, .safetensors path or hf://org/repo/file[@rev]."
-    ),
+    model: str = model_option,
     out: str = typer.Option("separated", "--out", "-o", help="Output folder, or '-' for stdout (one stem)."),
     filename: str = typer.Option(
         DEFAULT_TEMPLATE, "--filename", help="Template: {track} {stem} {ext} {model}."
@@ -27,12 +36,12 @@ def audio(
     two_stems: str = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (mixture minus STEM)."),
     fmt: str = typer.Option("wav", "--format", help="wav | flac"),
     bits: int = typer.Option(24, "--bits", help="16 | 24 | 32 (32 = float, wav only)"),
-    segment: float = typer.Option(None, "--segment", help="Seconds per chunk (default: the model's)."),
-    overlap: float = typer.Option(0.25, "--overlap", help="Overlap between chunks, in [0, 1)."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Chunks per forward pass."),
+    segment: float = segment_option,
+    overlap: float = overlap_option,
+    batch_size: int = batch_size_option,
     device: str = device_option,
     half: bool = typer.Option(False, "--half", help="float16 inference (CUDA only)."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
+    threads: int = threads_option,
     as_json: bool = json_option,
 ) -> None:
     """Separate audio files into stems."""

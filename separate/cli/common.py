@@ -14,6 +14,12 @@ console = Console(stderr=True, highlight=False)
 
 json_option = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
 device_option = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N")
+model_option = typer.Option(
+    None, "--model", "-m", help="Registry name, .safetensors path or hf://org/repo/file[@rev]."
+)
+segment_option = typer.Option(None, "--segment", help="Seconds per chunk (default: the model's own).")
+overlap_option = typer.Option(0.25, "--overlap", help="Overlap between chunks, in [0, 1).")
+batch_size_option = typer.Option(4, "--batch-size", help="Chunks per forward pass.")
 threads_option = typer.Option(
     None, "--threads", min=1, help="CPU threads for torch (default: torch's choice)."
 )

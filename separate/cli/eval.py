@@ -8,7 +8,16 @@ from typing import Any
 
 import typer
 
-from separate.cli.common import console, device_option, emit_json, json_option, set_threads
+from separate.cli.common import (
+    batch_size_option,
+    console,
+    device_option,
+    emit_json,
+    json_option,
+    segment_option,
+    set_threads,
+    threads_option,
+)
 
 eval_app = typer.Typer(
     name="eval",
@@ -39,12 +48,10 @@ def musdb(
     backend: str = typer.Option("torch", "--backend", help="torch (ours, vectorised) | museval (reference)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help=_JOBS_HELP),
     out: str = typer.Option(None, "--out", "-o", help="Write <out>/<subset>/<track>.json and summary.json."),
-    segment: float = typer.Option(
-        None, "--segment", help="Seconds per chunk for the model (default: its own)."
-    ),
-    batch_size: int = typer.Option(4, "--batch-size", help="Chunks per forward pass."),
+    segment: float = segment_option,
+    batch_size: int = batch_size_option,
     device: str = device_option,
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch in this process."),
+    threads: int = threads_option,
     as_json: bool = json_option,
 ) -> None:
     """MUSDB18: BSSEval v4, median over 1 s frames per track, then median over tracks (and pooled)."""
@@ -88,12 +95,10 @@ def speech(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help=_JOBS_HELP),
     out: str = typer.Option(None, "--out", "-o", help="Write <out>/utterances.csv and summary.json."),
     no_sdr: bool = typer.Option(False, "--no-sdr", help="Skip BSSEval SDR/SDRi (SI-SNR only, much faster)."),
-    segment: float = typer.Option(
-        None, "--segment", help="Seconds per chunk for the model (default: its own)."
-    ),
-    batch_size: int = typer.Option(4, "--batch-size", help="Chunks per forward pass."),
+    segment: float = segment_option,
+    batch_size: int = batch_size_option,
     device: str = device_option,
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch in this process."),
+    threads: int = threads_option,
     as_json: bool = json_option,
 ) -> None:
     """Speech: SI-SNR, SI-SNRi, SDR, SDRi per utterance (best assignment), mean/median/95 % CI."""
