@@ -180,15 +180,7 @@ def benchmark_engine(
 ) -> dict[str, Any]:
     """Engine seconds, bare-forward seconds and their ratio on ``input_seconds`` of audio (one child)."""
     check_positive(engine_seconds=input_seconds, batch_size=batch_size, segment=segment)
-    kwargs = dict(
-        target=target.spec(),
-        device=device,
-        input_seconds=input_seconds,
-        batch_size=batch_size,
-        segment=segment,
-        overlap=overlap,
-    )
-    return {"model": target.label, **run_task("engine", kwargs, threads)}
+    return _engine_task("engine", target, device, input_seconds, batch_size, segment, overlap, threads)
 
 
 def benchmark_batching(
@@ -202,6 +194,20 @@ def benchmark_batching(
 ) -> dict[str, Any]:
     """Speed-up of ``batch_size`` chunks per forward pass over one chunk at a time (one child process)."""
     check_positive(batching_seconds=input_seconds, batching_size=batch_size, segment=segment)
+    return _engine_task("batching", target, device, input_seconds, batch_size, segment, overlap, threads)
+
+
+def _engine_task(
+    task: str,
+    target: Target,
+    device: str,
+    input_seconds: float,
+    batch_size: int,
+    segment: float | None,
+    overlap: float,
+    threads: int | None,
+) -> dict[str, Any]:
+    """Run one of the Separator measurements of ``separate.benchmarks.measure`` in a child process."""
     kwargs = dict(
         target=target.spec(),
         device=device,
@@ -210,7 +216,7 @@ def benchmark_batching(
         segment=segment,
         overlap=overlap,
     )
-    return {"model": target.label, **run_task("batching", kwargs, threads)}
+    return {"model": target.label, **run_task(task, kwargs, threads)}
 
 
 def benchmark_memory(
