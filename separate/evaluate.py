@@ -39,13 +39,13 @@ from separate.metrics import (
     summarize,
     track_medians,
 )
+from separate.parallel import Progress, barrier_is_rank0, rank_and_world, rank_device, run_items
 
 SPEECH_LAYOUTS = ("wsj0mix", "wham", "lrs2mix", "librimix", "folder")
 _DEFAULT_SPEECH_SPLIT = {"wsj0mix": "tt", "wham": "tt", "lrs2mix": "tt", "librimix": "test", "folder": None}
 _SPEECH_COLUMNS = ("utterance", *SPEECH_METRICS, "input_si_snr", "input_sdr", "assignment")
 
 #: Called after each item: (item name, items done, items in total).
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -153,7 +153,7 @@ def evaluate_musdb(
     else:
         targets, estimate_files = _music_estimate_files(_require_dir(estimates), folder, names)
     dataset = _Dataset(layout, root, subset, (("targets", tuple(targets)),))
-    rank, world = _distributed()
+    rank, world = rank_and_world()
     metrics_device = _metrics_device(device, jobs, rank)
     json_dir = Path(out, folder) if out is not None else None
     tasks = [
@@ -161,14 +161,14 @@ def evaluate_musdb(
         for i, (name, files) in enumerate(zip(names, estimate_files, strict=True))
     ]
     produce = _separating(model, device, separator_options, rank) if model is not None else None
-    frames = dict(_run(tasks[rank::world], _score_music_task, produce, jobs, progress))
+    frames = dict(run_items(tasks[rank::world], _score_music_task, produce, jobs, progress))
     complete = True
     if world > 1:
         if json_dir is None:
             raise SeparateError(
                 "under torchrun (WORLD_SIZE > 1) evaluation needs --out to merge per-track files"
             )
-        complete = _barrier_is_rank0()
+        complete = barrier_is_rank0()
         if complete:
             frames = {task.name: read_musdb_json(task.json_path)["frames"] for task in tasks}
     report = MusicReport(
@@ -222,14 +222,14 @@ def evaluate_speech(
         estimate_files: list[tuple[str, ...] | None] = [None] * len(names)
     else:
         estimate_files = list(_speech_estimate_files(_require_dir(estimates), names, n_src))
-    rank, world = _distributed()
+    rank, world = rank_and_world()
     metrics_device = _metrics_device(device, jobs, rank)
     tasks = [
         _Task(dataset, i, name, tuple(references.sources), files, device=metrics_device, with_sdr=with_sdr)
         for i, (name, files) in enumerate(zip(names, estimate_files, strict=True))
     ]
     produce = _separating(model, device, separator_options, rank) if model is not None else None
-    rows = [row for _, row in _run(tasks[rank::world], _score_speech_task, produce, jobs, progress)]
+    rows = [row for _, row in run_items(tasks[rank::world], _score_speech_task, produce, jobs, progress)]
     complete = True
     if world > 1:
         if out is None:
@@ -237,7 +237,7 @@ def evaluate_speech(
                 "under torchrun (WORLD_SIZE > 1) evaluation needs --out to merge per-rank files"
             )
         _write_csv(Path(out, f"utterances.rank{rank}-of-{world}.csv"), rows)
-        complete = _barrier_is_rank0()
+        complete = barrier_is_rank0()
         if complete:
             parts = [_read_csv(Path(out, f"utterances.rank{r}-of-{world}.csv")) for r in range(world)]
             order = {name: i for i, name in enumerate(names)}
@@ -409,7 +409,7 @@ def _separating(
     """The main process's step for model evaluation: separate the item's mixture with the engine."""
     from separate.engine import Separator
 
-    separator = Separator(model, _resolve_device(device, rank), **(options or {}))
+    separator = Separator(model, rank_device(device, rank), **(options or {}))
 
     def separate(task: _Task) -> np.ndarray:
         dataset = task.dataset.build()
@@ -419,94 +419,9 @@ def _separating(
     return separate
 
 
-def _run(
-    tasks: Sequence[_Task],
-    score: Callable[[_Task, np.ndarray | None], tuple[str, Any]],
-    produce: Callable[[_Task], np.ndarray] | None,
-    jobs: int,
-    progress: Progress | None,
-) -> list[tuple[str, Any]]:
-    """Score tasks in order; ``produce`` (model separation) runs here, scoring in ``jobs`` processes."""
-    if jobs < 1:
-        raise SeparateError(f"--jobs must be at least 1, got {jobs}")
-    results: list[tuple[str, Any] | None] = [None] * len(tasks)
-
-    def finished(index: int, result: tuple[str, Any]) -> None:
-        results[index] = result
-        if progress is not None:
-            progress(result[0], sum(r is not None for r in results), len(tasks))
-
-    if jobs == 1 or len(tasks) <= 1:
-        for index, task in enumerate(tasks):
-            finished(index, score(task, produce(task) if produce else None))
-        return [r for r in results if r is not None]
-
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
-        pending: dict[Any, int] = {}
-        queue = iter(enumerate(tasks))
-        for index, task in queue:
-            pending[pool.submit(score, task, produce(task) if produce else None)] = index
-            # Keep a few items in flight: separated stems wait in memory until scored.
-            while len(pending) >= 2 * jobs:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    finished(pending.pop(future), future.result())
-        for future in wait(pending).done:
-            finished(pending[future], future.result())
-    return [r for r in results if r is not None]
-
-
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    rank = int(os.environ.get("RANK", 0))
-    if world > 1 and not 0 <= rank < world:
-        raise SeparateError(f"RANK={rank} is outside WORLD_SIZE={world}")
-    return rank, world
-
-
-def _barrier_is_rank0() -> bool:
-    """Wait (gloo barrier, no time limit in practice) until every rank has written its files."""
-    from datetime import timedelta
-
-    import torch.distributed as dist
-
-    created = not dist.is_initialized()
-    if created:
-        dist.init_process_group("gloo", timeout=timedelta(days=1))
-    try:
-        dist.barrier()
-        return dist.get_rank() == 0
-    finally:
-        if created:
-            dist.destroy_process_group()
-
-
-def _resolve_device(device: str, rank: int) -> str:
-    """``auto`` -> this rank's CUDA device (``LOCAL_RANK`` under torchrun) or ``cpu``; others as given."""
-    import torch
-
-    if device != "auto":
-        return device
-    if not torch.cuda.is_available():
-        return "cpu"
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-
-
 def _metrics_device(device: str, jobs: int, rank: int) -> str:
     """Where BSSEval runs: the evaluation device when one process scores, the CPU for worker pools."""
-    return "cpu" if jobs > 1 else _resolve_device(device, rank)
+    return "cpu" if jobs > 1 else rank_device(device, rank)
 
 
 def _require_dir(path: str | os.PathLike[str] | None, what: str = "--estimates folder") -> Path:

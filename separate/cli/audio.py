@@ -62,12 +62,11 @@ def audio(
     if stems and two_stems:
         raise SeparateError("--stems and --two-stems cannot be combined")
     set_threads(threads)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1 and device == "auto":
-        import torch
+    from separate.parallel import rank_and_world, rank_device
 
-        if torch.cuda.is_available():
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    rank, world = rank_and_world()
+    if world > 1:
+        device = rank_device(device, rank)
     separator = Separator(load_model(model), device, segment, overlap, batch_size, half)
     names = _selected_stems(separator.sources, stems, two_stems)
     if out == "-" and len(names) != 1:
