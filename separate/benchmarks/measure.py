@@ -239,6 +239,17 @@ def _seconds(action: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def _interleaved(
+    first: Callable[[], object], second: Callable[[], object], device: torch.device
+) -> tuple[list[float], list[float]]:
+    """Seconds of two runs each, in the order first, second, second, first, so that a drift in
+    machine load weighs on both sides equally."""
+    first_runs, second_runs = [_seconds(first, device)], [_seconds(second, device)]
+    second_runs.append(_seconds(second, device))
+    first_runs.append(_seconds(first, device))
+    return first_runs, second_runs
+
+
 def measure_engine(
     target: dict[str, Any],
     device: str = "cpu",
@@ -271,10 +282,8 @@ def measure_engine(
         def engine() -> None:
             separate_to_files(separator, input_path, Path(folder))
 
-        runs: dict[str, list[float]] = {"forward": [], "engine": []}
-        for name in ("forward", "engine", "engine", "forward"):
-            runs[name].append(_seconds(forward_only if name == "forward" else engine, separator.device))
-    forward_seconds, engine_seconds = statistics.mean(runs["forward"]), statistics.mean(runs["engine"])
+        runs = _interleaved(forward_only, engine, separator.device)
+    forward_seconds, engine_seconds = statistics.mean(runs[0]), statistics.mean(runs[1])
     return {
         "architecture": type(model).architecture,
         "device": str(separator.device),
@@ -290,8 +299,8 @@ def measure_engine(
         "forward_calls": calls,
         "forward_seconds": forward_seconds,
         "engine_seconds": engine_seconds,
-        "forward_runs": runs["forward"],
-        "engine_runs": runs["engine"],
+        "forward_runs": runs[0],
+        "engine_runs": runs[1],
         "ratio": engine_seconds / forward_seconds,
         "engine_rtf": engine_seconds / (frames / rate),
     }
@@ -321,11 +330,12 @@ def measure_batching(
         frames = write_noise(input_path, input_seconds, rate, channels)
         chunk, hop, n_chunks = many.plan(frames)
         bare_forward_passes(many.model, chunk, batch_size, batch_size, many.device)
-        times: dict[int, list[float]] = {1: [], batch_size: []}
-        for separator in (one, many, many, one):
-            run = _seconds(lambda s=separator: separate_to_files(s, input_path, Path(folder)), many.device)
-            times[separator.batch_size].append(run)
-    single, batched = statistics.mean(times[1]), statistics.mean(times[batch_size])
+        runs = _interleaved(
+            lambda: separate_to_files(one, input_path, Path(folder)),
+            lambda: separate_to_files(many, input_path, Path(folder)),
+            many.device,
+        )
+    single, batched = statistics.mean(runs[0]), statistics.mean(runs[1])
     return {
         "architecture": type(model).architecture,
         "device": str(many.device),
@@ -337,7 +347,7 @@ def measure_batching(
         "batch_size": batch_size,
         "batch1_seconds": single,
         "batched_seconds": batched,
-        "batch1_runs": times[1],
-        "batched_runs": times[batch_size],
+        "batch1_runs": runs[0],
+        "batched_runs": runs[1],
         "speedup": single / batched,
     }

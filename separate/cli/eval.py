@@ -72,12 +72,7 @@ def musdb(
             progress=progress,
             separator_options={"segment": segment, "batch_size": batch_size},
         )
-    if not report.complete:
-        return
-    if as_json:
-        emit_json(report.to_dict())
-        return
-    _music_table(report.to_dict())
+    _show(report, as_json, _music_table)
 
 
 @eval_app.command("speech")
@@ -121,12 +116,17 @@ def speech(
             dataset_options={"task": task} if task else None,
             separator_options={"segment": segment, "batch_size": batch_size},
         )
+    _show(report, as_json, _speech_table)
+
+
+def _show(report: Any, as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:
+    """Print a finished report as JSON or a table; ranks other than 0 (incomplete reports) stay quiet."""
     if not report.complete:
         return
     if as_json:
         emit_json(report.to_dict())
-        return
-    _speech_table(report.to_dict())
+    else:
+        table(report.to_dict())
 
 
 def _load_model(model: str | None, estimates: str | None) -> Any:
