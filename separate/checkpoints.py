@@ -7,10 +7,11 @@ every load checks.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +176,28 @@ def registry(path: str | os.PathLike[str] | None = None) -> dict[str, RegistryEn
     except (OSError, tomllib.TOMLDecodeError) as problem:
         raise SeparateError(f"cannot read the model registry '{path}': {problem}") from None
     entries = {}
+    known = {f.name for f in fields(RegistryEntry)} - {"name"}
+    required = {
+        f.name for f in fields(RegistryEntry) if f.default is MISSING and f.default_factory is MISSING
+    }
     for name, table in tables.items():
-        if ("bundled" in table) == ("hub" in table):
-            raise SeparateError(f"registry entry '{name}' must have exactly one of 'bundled' or 'hub'")
+        if not isinstance(table, dict):
+            raise SeparateError(f"registry entry '{name}' in '{path}' is not a table")
+        if "bundled" not in table and "hub" not in table:
+            raise SeparateError(f"registry entry '{name}' in '{path}' needs 'bundled' or 'hub'")
+        unknown = sorted(set(table) - known)
+        missing = sorted(required - {"name"} - set(table))
+        if unknown or missing:
+            problem = f"unknown key(s) {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
+            raise SeparateError(f"registry entry '{name}' in '{path}': {problem}")
         entries[name] = RegistryEntry(name=name, **table)
     return entries
 
 
 def fetch(entry: RegistryEntry) -> Path:
-    """Local path of a registry entry's file (downloading through the Hub cache if needed), hash-checked."""
-    if entry.bundled:
+    """Local path of a registry entry's file, hash-checked: the copy bundled in the package when it
+    is installed, else a download through the Hub cache (``HF_HUB_OFFLINE`` honoured)."""
+    if entry.bundled and ((PACKAGE_DIR / entry.bundled).exists() or entry.hub is None):
         path = PACKAGE_DIR / entry.bundled
     else:
         assert entry.hub is not None
@@ -229,6 +242,9 @@ def resolve(name: str) -> Path:
         return fetch(entries[name])
     if Path(name).suffix or os.sep in name or Path(name).exists():
         return _checked_path(name)
+    close = difflib.get_close_matches(name, sorted(entries), n=3, cutoff=0.5)
+    if close:
+        raise SeparateError(f"unknown model '{name}'; did you mean {' or '.join(close)}?")
     known = ", ".join(sorted(entries)) or "none registered"
     raise SeparateError(
         f"unknown model '{name}' (registered: {known}; or give a .safetensors path or hf:// URL)"

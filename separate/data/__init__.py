@@ -31,6 +31,7 @@ from separate.data.augment import (
     music_augmentation,
     speech_augmentation,
 )
+from separate.data.dynamic import DynamicMixDataset, fixed_mixtures_root
 from separate.data.folder import FolderDataset
 from separate.data.librimix import LibriMixDataset
 from separate.data.musdb import VALIDATION_TRACKS, MusdbDataset, MusdbHQDataset, select_tracks
@@ -41,6 +42,7 @@ from separate.errors import SeparateError
 __all__ = [
     "LAYOUTS",
     "ChannelSwap",
+    "DynamicMixDataset",
     "Compose",
     "FolderDataset",
     "Item",
@@ -89,6 +91,20 @@ def _synthetic(root: Any, split: str, **kwargs: Any) -> SyntheticMixDataset:
     return SyntheticMixDataset(**kwargs)
 
 
+_TRAIN_SPLITS = {"train", "tr"}
+#: Options of the fixed validation/test lists of a dynamic-mixing corpus (read as WSJ0-mix folders).
+_FIXED_OPTIONS = {"sample_rate", "segment", "n_src", "short", "mono", "seed"}
+
+
+def _dynamic(root: Any, split: str, **kwargs: Any) -> Dataset:
+    """Training draws fresh mixtures; validation and test read the corpus's fixed mixture lists."""
+    if split in _TRAIN_SPLITS:
+        return DynamicMixDataset(root, "train", **kwargs)
+    rate = kwargs.get("sample_rate", 8000)
+    fixed = {key: value for key, value in kwargs.items() if key in _FIXED_OPTIONS}
+    return WsjMixDataset(fixed_mixtures_root(root, rate), split, **fixed)
+
+
 LAYOUTS: dict[str, Callable[..., Dataset]] = {
     "wsj0mix": WsjMixDataset,
     "wham": _wham,
@@ -98,6 +114,7 @@ LAYOUTS: dict[str, Callable[..., Dataset]] = {
     "musdbhq": MusdbHQDataset,
     "folder": FolderDataset,
     "synthetic": _synthetic,
+    "dynamic": _dynamic,
 }
 
 

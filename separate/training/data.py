@@ -22,6 +22,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from separate.data import (
     LAYOUTS,
+    DynamicMixDataset,
     SeparationDataset,
     SyntheticMixDataset,
     WsjMixDataset,
@@ -43,6 +44,8 @@ def accepted_options(layout: str) -> set[str]:
         raise SeparateError(f"unknown dataset layout '{layout}' (known: {', '.join(LAYOUTS)})")
     if layout == "synthetic":
         return set(inspect.signature(SyntheticMixDataset.__init__).parameters) - {"self"}
+    if layout == "dynamic":
+        return set(inspect.signature(DynamicMixDataset.__init__).parameters) - {"self", "root", "split"}
     factory = LAYOUTS[layout]
     cls = factory if isinstance(factory, type) else WsjMixDataset
     own = set(inspect.signature(cls.__init__).parameters) - {"self", "root", "split", "options", "kwargs"}
@@ -101,7 +104,9 @@ def _model_defaults(layout: str, options: dict[str, Any], model: Any) -> dict[st
     options = dict(options)
     music = set(model.sources) <= MUSIC_TARGETS
     options.setdefault("sample_rate", model.sample_rate)
-    if layout == "synthetic":
+    if layout == "dynamic":
+        options.setdefault("n_src", model.n_src)
+    elif layout == "synthetic":
         options.setdefault("n_src", model.n_src)
         options.setdefault("channels", model.audio_channels)
         options.setdefault("kind", "music" if music else "speech")

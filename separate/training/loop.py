@@ -322,6 +322,8 @@ class Trainer:
         started = time.perf_counter()
         self.loss.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(self.epoch)
         self.sampler.start = self.step_in_epoch * self.data_cfg["batch_size"]
         loader = data_setup.loader(
             self.train_set,

@@ -1,0 +1,186 @@
+"""Dynamic mixing: fresh speech mixtures drawn from per-speaker pools at every step.
+
+A corpus built by ``examples/corpora/speech.py`` holds one concatenated recording per voice
+(``pool/<rate>/<voice>.flac``) and ``speakers.json`` with each voice's split. Training item ``i`` of
+epoch ``e`` is a function of ``(seed, e, i)`` only: ``n_src`` distinct voices, a random crop of each,
+a random gain in ``[-gain_db, gain_db]`` dB, optionally a random speed change (pitch and formants
+move together), room reverberation and background noise. Validation and test splits are the fixed
+mixture lists of the same corpus (``wav<rate/1000>k/min/{cv,tt}``, read as WSJ0-mix folders).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from separate.errors import SeparateError
+
+#: Share of draws per kind of voice: recorded voices, their WORLD-warped copies, synthesisers.
+DEFAULT_WEIGHTS = {"real": 0.45, "warped": 0.35, "synthetic": 0.2}
+
+
+def voice_kind(info: dict[str, Any]) -> str:
+    if info.get("real"):
+        return "real"
+    return "warped" if info.get("parent") else "synthetic"
+
+
+class DynamicMixDataset(Dataset):
+    """``(mix: [1, T], sources: [S, 1, T])`` float32 mixtures drawn on the fly; mix = sum of sources.
+
+    Args:
+        root: corpus folder holding ``speakers.json`` and ``pool/<rate>/``.
+        split: the voices drawn from (``train``; ``valid``/``test`` also work for spot checks).
+        n_src: voices per mixture (distinct speaker ids).
+        sample_rate: Hz; the pool at that rate must exist.
+        segment: seconds per mixture.
+        n_items: items per epoch.
+        seed: item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``.
+        gain_db: each source's gain is uniform in ``[-gain_db, gain_db]`` dB.
+        speed: range of the resampling factor applied to each crop (``[1, 1]`` turns it off).
+        weights: share of draws per voice kind (``real``, ``warped``, ``synthetic``).
+        noise: add the corpus's noise pool to the mixture at an SNR uniform in ``noise_snr`` dB.
+        reverb: convolve every source with a random exponentially decaying room response
+            (RT60 uniform in ``rt60`` seconds); the targets are the reverberant sources.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        *,
+        n_src: int = 2,
+        sample_rate: int = 8000,
+        segment: float = 4.0,
+        n_items: int = 10000,
+        seed: int = 0,
+        gain_db: float = 5.0,
+        speed: tuple[float, float] = (0.9, 1.1),
+        weights: dict[str, float] | None = None,
+        noise: bool = False,
+        noise_snr: tuple[float, float] = (5.0, 25.0),
+        reverb: bool = False,
+        rt60: tuple[float, float] = (0.15, 0.6),
+    ) -> None:
+        manifest_path = os.path.join(root, "speakers.json")
+        if not os.path.isfile(manifest_path):
+            raise SeparateError(f"no speakers.json in {root} (build it with examples/corpora/speech.py)")
+        with open(manifest_path) as handle:
+            manifest = json.load(handle)
+        folder = os.path.join(root, "pool", str(sample_rate))
+        voices = sorted(
+            name
+            for name, info in manifest["speakers"].items()
+            if info["split"] == split and os.path.isfile(os.path.join(folder, f"{name}.flac"))
+        )
+        if len(voices) < n_src:
+            raise SeparateError(
+                f"the {split} split of {root} has {len(voices)} voices at {sample_rate} Hz, "
+                f"fewer than n_src={n_src}"
+            )
+        if segment <= 0 or n_items < 1 or not 0 < speed[0] <= speed[1]:
+            raise SeparateError("dynamic mixing needs segment > 0, n_items >= 1 and 0 < speed[0] <= speed[1]")
+        self.root, self.split, self.voices = str(root), split, voices
+        self.n_src, self.sample_rate, self.segment, self.n_items = (
+            n_src,
+            int(sample_rate),
+            float(segment),
+            n_items,
+        )
+        self.seed, self.gain_db, self.speed = seed, float(gain_db), (float(speed[0]), float(speed[1]))
+        self.noise, self.noise_snr, self.reverb, self.rt60 = noise, tuple(noise_snr), reverb, tuple(rt60)
+        self.sources = [f"s{j + 1}" for j in range(n_src)]
+        self.epoch = 0
+        self.pools = [self._load(os.path.join(folder, f"{name}.flac")) for name in voices]
+        kinds = [voice_kind(manifest["speakers"][name]) for name in voices]
+        shares = {**DEFAULT_WEIGHTS, **(weights or {})}
+        present = {kind: kinds.count(kind) for kind in set(kinds)}
+        total = sum(shares[kind] for kind in present)
+        self.probabilities = np.array([shares[k] / total / present[k] for k in kinds])
+        noise_file = os.path.join(folder, "noise.flac")
+        if noise and not os.path.isfile(noise_file):
+            raise SeparateError(f"noise=true but the corpus has no noise pool {noise_file}")
+        self.noise_pool = self._load(noise_file) if noise else None
+
+    @staticmethod
+    def _load(path: str) -> np.ndarray:
+        """The whole pool as int16 (half the memory of float32; pools are 16-bit FLAC)."""
+        audio, _ = sf.read(path, dtype="int16", always_2d=True)
+        return np.ascontiguousarray(audio[:, 0])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def draw(self, index: int) -> dict[str, Any]:
+        """The recipe of item ``index`` in the current epoch: voices, crop starts, speeds, gains."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        chosen = rng.choice(len(self.voices), self.n_src, replace=False, p=self.probabilities)
+        length = int(round(self.segment * self.sample_rate))
+        speeds = rng.uniform(*self.speed, self.n_src)
+        starts = []
+        for voice, speed in zip(chosen, speeds, strict=False):
+            needed = int(np.ceil(length * speed)) + 1
+            starts.append(int(rng.integers(0, max(1, len(self.pools[voice]) - needed))))
+        return {
+            "voices": [self.voices[v] for v in chosen],
+            "indices": [int(v) for v in chosen],
+            "starts": starts,
+            "speeds": [float(s) for s in speeds],
+            "gains_db": [float(g) for g in rng.uniform(-self.gain_db, self.gain_db, self.n_src)],
+            "rng": rng,
+        }
+
+    def _crop(self, voice: int, start: int, speed: float, length: int) -> np.ndarray:
+        needed = int(np.ceil(length * speed)) + 1
+        raw = self.pools[voice][start : start + needed].astype(np.float32) / 32768.0
+        raw = np.pad(raw, (0, needed - len(raw)))
+        if speed == 1.0:
+            return raw[:length]
+        return np.interp(np.arange(length) * speed, np.arange(needed), raw).astype(np.float32)
+
+    def _room(self, rng: np.random.Generator) -> np.ndarray:
+        rt60 = rng.uniform(*self.rt60)
+        taps = int(rt60 * self.sample_rate)
+        decay = np.exp(-6.9 * np.arange(taps) / taps)
+        response = rng.standard_normal(taps) * decay
+        response[0] = 1.0 / max(1e-3, rng.uniform(0.3, 1.0))
+        return (response / np.sqrt((response**2).sum())).astype(np.float32)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        recipe = self.draw(index)
+        rng = recipe.pop("rng")
+        length = int(round(self.segment * self.sample_rate))
+        sources = []
+        for voice, start, speed, gain in zip(
+            recipe["indices"], recipe["starts"], recipe["speeds"], recipe["gains_db"], strict=False
+        ):
+            signal = self._crop(voice, start, speed, length)
+            if self.reverb:
+                signal = np.convolve(signal, self._room(rng))[:length].astype(np.float32)
+            signal = signal / max(1e-4, float(np.sqrt((signal**2).mean())))
+            sources.append(signal * np.float32(0.05 * 10 ** (gain / 20)))
+        stacked = np.stack(sources)
+        mix = stacked.sum(axis=0)
+        if self.noise_pool is not None:
+            start = int(rng.integers(0, max(1, len(self.noise_pool) - length)))
+            noise = self.noise_pool[start : start + length].astype(np.float32) / 32768.0
+            noise = np.pad(noise, (0, length - len(noise)))
+            snr = rng.uniform(*self.noise_snr)
+            scale = np.sqrt((mix**2).mean() / max(1e-10, (noise**2).mean()) / 10 ** (snr / 10))
+            mix = mix + noise * np.float32(scale)
+        return torch.from_numpy(mix[None].copy()), torch.from_numpy(stacked[:, None].copy())
+
+
+def fixed_mixtures_root(root: str | os.PathLike[str], sample_rate: int) -> str:
+    """The WSJ0-mix folder of a speech corpus's fixed validation/test mixtures at ``sample_rate``."""
+    return os.path.join(str(root), f"wav{int(sample_rate) // 1000}k", "min")

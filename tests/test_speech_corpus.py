@@ -1,0 +1,176 @@
+"""The real-speech corpus builder (examples/corpora/speech.py) and dynamic mixing, on fixtures laid
+out like the Debian packages' folders."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from separate.data import DynamicMixDataset, make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_builder():
+    spec = importlib.util.spec_from_file_location(
+        "speech_corpus", ROOT / "examples" / "corpora" / "speech.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["speech_corpus"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _voice(rng: np.random.Generator, rate: int, seconds: float, f0: float) -> np.ndarray:
+    """Voiced syllables at pitch ``f0`` with pauses: enough for silence trimming and WORLD analysis."""
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = (np.sin(2 * np.pi * 3 * t) > -0.3).astype(float)
+    return (0.2 * harmonics * envelope).astype(np.float32)
+
+
+def _write(path: Path, audio: np.ndarray, rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio, rate)
+
+
+@pytest.fixture(scope="module")
+def system_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("system")
+    rng = np.random.default_rng(0)
+    sounds = root / "usr/share/asterisk/sounds"
+    for _k, (folder, f0) in enumerate(
+        [("en_US_f_Allison", 210), ("es_MX_f_Allison", 210), ("it_IT_m_Carlo", 110), ("fr_CA_f_June", 190)]
+    ):
+        for clip in range(6):
+            _write(sounds / folder / f"prompt{clip}.wav", _voice(rng, 8000, 5.0, f0), 8000)
+    # What an asterisk-prompt-* package installs: plain language folders. Never read.
+    _write(sounds / "fr" / "reserved.wav", _voice(rng, 8000, 30.0, 150), 8000)
+    stamps = root / "usr/share/tuxpaint/stamps/animals"
+    for lang, f0 in [("ro", 120), ("el", 230), ("bg", 140), ("da", 170)]:
+        for clip in range(6):
+            _write(stamps / f"cat{clip}_desc_{lang}.ogg", _voice(rng, 44100, 5.0, f0), 44100)
+    (stamps / "cat0.txt").write_text("A cat sits on a mat.\nfr.utf8=Un chat est assis.\n")
+    _write(stamps / "cat0.ogg", rng.standard_normal(44100).astype(np.float32) * 0.1, 44100)
+    fillets = root / "usr/share/games/fillets-ng/sound/level1/cs"
+    for role, f0 in [("m", 180), ("v", 100), ("0", 260)]:
+        for clip in range(6):
+            _write(fillets / f"lev-{role}-line{clip}.ogg", _voice(rng, 22050, 5.0, f0), 22050)
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(system_root: Path, tmp_path_factory) -> tuple[Path, dict]:
+    builder = _load_builder()
+    out = tmp_path_factory.mktemp("corpus")
+    args = builder.parse_args(
+        [
+            "--out",
+            str(out),
+            "--system-root",
+            str(system_root),
+            "--jobs",
+            "1",
+            "--test-voices",
+            "2",
+            "--valid-voices",
+            "2",
+            "--min-heldout-seconds",
+            "20",
+            "--warps",
+            "2",
+            "--warp-seconds",
+            "20",
+            "--no-synthetic",
+            "--valid-mixtures",
+            "4",
+            "--test-mixtures",
+            "6",
+        ]
+    )
+    return out, builder.build(args)
+
+
+def test_builder_splits_are_speaker_disjoint(corpus) -> None:
+    out, manifest = corpus
+    speakers = manifest["speakers"]
+    assert "asterisk-allison" in speakers and not any("reserved" in s or s == "asterisk-fr" for s in speakers)
+    by_split = {
+        split: {k for k, v in speakers.items() if v["split"] == split} for split in ("train", "valid", "test")
+    }
+    assert len(by_split["test"]) == 2 and len(by_split["valid"]) == 2
+    assert not (by_split["train"] & by_split["valid"] or by_split["train"] & by_split["test"])
+    for _name, info in speakers.items():
+        if info["parent"]:
+            assert speakers[info["parent"]]["split"] == "train" and info["split"] == "train"
+    for split, short in (("valid", "cv"), ("test", "tt")):
+        for rate in ("wav8k", "wav16k"):
+            names = os.listdir(out / rate / "min" / short / "mix")
+            assert len(names) == {"cv": 4, "tt": 6}[short]
+        assert all(speakers[v]["real"] for v in by_split[split])
+    held = {s for s in speakers if speakers[s]["split"] in ("valid", "test")}
+    assert any(v["parent"] for v in speakers.values())
+    assert not any(v["parent"] in held for v in speakers.values() if v["parent"])
+
+
+def test_fixed_mixtures_sum_and_csv(corpus) -> None:
+    out, manifest = corpus
+    root = out / "wav8k" / "min"
+    with open(root / "metadata" / "mixture_test_mix_clean.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6
+    test_voices = {k for k, v in manifest["speakers"].items() if v["split"] == "test"}
+    for row in rows:
+        mix, _ = sf.read(str(root / row["mixture_path"]))
+        sources = [sf.read(str(root / row[f"source_{j}_path"]))[0] for j in (1, 2)]
+        np.testing.assert_allclose(mix, sources[0] + sources[1], atol=1e-6)
+        assert len(mix) == int(row["length"])
+    for name in os.listdir(root / "tt" / "mix"):
+        assert any(v.replace("-", "").replace("_", "") in name for v in test_voices)
+    dataset = make_dataset("librimix", str(root), "test")
+    assert len(dataset) == 6
+
+
+def test_dynamic_mixing_never_repeats_and_is_deterministic(corpus) -> None:
+    out, _ = corpus
+    dataset = DynamicMixDataset(out, "train", segment=1.0, n_items=300, seed=3)
+    seen = set()
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        for index in range(len(dataset)):
+            recipe = dataset.draw(index)
+            assert len(set(recipe["voices"])) == 2
+            key = tuple(zip(recipe["voices"], recipe["starts"], strict=False))
+            assert key not in seen
+            seen.add(key)
+    dataset.set_epoch(1)
+    mix, sources = dataset[17]
+    again_mix, again_sources = dataset[17]
+    assert torch.equal(mix, again_mix) and torch.equal(sources, again_sources)
+    assert mix.shape == (1, 8000) and sources.shape == (2, 1, 8000)
+    torch.testing.assert_close(mix, sources.sum(0))
+    dataset.set_epoch(2)
+    assert not torch.equal(dataset[17][0], mix)
+
+
+def test_dynamic_layout_validation_reads_fixed_lists(corpus) -> None:
+    out, _ = corpus
+    valid = make_dataset("dynamic", str(out), "valid", sample_rate=8000, n_src=2, segment=None)
+    assert len(valid) == 4
+    train = make_dataset(
+        "dynamic", str(out), "train", sample_rate=16000, segment=0.5, n_items=5, noise=True, reverb=True
+    )
+    mix, sources = train[0]
+    assert mix.shape == (1, 8000) and torch.isfinite(mix).all()
+    json.dumps(train.voices)
