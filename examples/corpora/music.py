@@ -58,7 +58,7 @@ import music_real as real  # noqa: E402
 import music_render as mr  # noqa: E402
 from music_songs import Sources, make_song, mix_parts  # noqa: E402
 
-VERSION = 1
+VERSION = 2
 STEMS = ("drums", "bass", "other", "vocals")
 LICENCES = {
     "fluid-soundfont-gm": "MIT (FluidR3_GM.sf2)",

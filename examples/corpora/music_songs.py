@@ -165,7 +165,7 @@ class Sources:
                 "vocals",
                 "lead",
                 mv.sing(analysis, octave_to(lead, centre), seconds, self.rate, rng)[None],
-                rng.uniform(-24, -15),
+                rng.uniform(-22, -14),
                 rng.normal(0, 0.05),
                 rng.uniform(80, 150),
                 rng.uniform(0.1, 0.35),

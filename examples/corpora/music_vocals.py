@@ -164,8 +164,8 @@ def extend(
     weight = position - low
     for table, values in ((log_sp, np.log(sp + 1e-20)), (ap_out, ap)):
         table[:, inside] = values[:, low] * (1 - weight) + values[:, low + 1] * weight
-    band = (source > cutoff * 0.8) & (source <= cutoff)
-    edge_level = np.log(sp[:, band].mean(1) + 1e-20)[:, None]
+    band = (source > cutoff * 0.9) & (source <= cutoff)
+    edge_level = np.log(sp[:, band] + 1e-20).mean(1)[:, None]
     edge_ap = ap[:, band].mean(1)[:, None]
     octaves = np.log2(target[~inside] / cutoff)[None, :]
     log_sp[:, ~inside] = edge_level + slope_db / 10 * np.log(10) * octaves
