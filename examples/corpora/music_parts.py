@@ -284,14 +284,12 @@ def comp_part(rng: np.random.Generator, form: Form, style: str, around: float = 
     return notes
 
 
-def pad_part(rng: np.random.Generator, form: Form, around: float = 60) -> list[Note]:
-    """Sustained chords (one per bar) in verses, choruses and bridges."""
+def pad_part(form: Form, around: float = 60) -> list[Note]:
+    """Sustained chords (one per bar) everywhere but breaks."""
     notes: list[Note] = []
     previous: list[int] | None = None
     for section in form.sections:
-        if section.kind not in ("verse", "chorus", "bridge") or (
-            section.kind == "verse" and rng.random() < 0.3
-        ):
+        if section.kind == "break":
             continue
         for bar, chord in enumerate(section.chords):
             t0 = section.start + bar * form.bar

@@ -350,6 +350,8 @@ def make_song(src: Sources, rng: np.random.Generator, role: str, seconds: float)
         form, info = from_score(rng, src.scores[split][rng.integers(len(src.scores[split]))], seconds)
     else:
         form, info = procedural(rng, seconds)
+    if role == "test" and not info["groove"]:  # every test stem sounds, so every stem can be scored
+        info["groove"] = "waltz" if form.beats == 3 else "ballad"
     parts: list[Part] = []
     meta = {k: v for k, v in info.items() if k in ("kind", "style", "piece", "bpm", "transpose", "groove")}
     meta.update(key=[form.tonic, form.minor], instruments={})
@@ -376,8 +378,8 @@ def make_song(src: Sources, rng: np.random.Generator, role: str, seconds: float)
         (f"inner{k}", line, ("pad", "keys", "guitar")[rng.integers(3)])
         for k, line in enumerate(info["inner"])
     ]
-    if info["pad"]:
-        other.append(("pad", mp.pad_part(rng, form, float(rng.uniform(55, 65))), "pad"))
+    if info["pad"] or not other:
+        other.append(("pad", mp.pad_part(form, float(rng.uniform(55, 65))), "pad"))
     if info["solo"]:
         other.append(("lead", mp.melody(rng, form, 74, ("intro", "break", "bridge"), 0.7, 1), "lead"))
     for name, notes, group in other:
