@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 from music_parts import Note
 
 PERIOD = 5.0  # WORLD frame period, ms
@@ -308,6 +309,8 @@ def festival_sing(
             audio, rate = sf.read(str(wav), dtype="float64")
             if audio.ndim > 1:
                 audio = audio.mean(1)
+            if rate < 16000:  # WORLD's aperiodicity estimate fails on 8 kHz audio
+                audio, rate = soxr.resample(audio, rate, 16000), 16000
             f0, times = pw.dio(audio, rate, frame_period=PERIOD)
             f0 = pw.stonemask(audio, f0, times, rate)
             sp, ap = pw.cheaptrick(audio, f0, times, rate), pw.d4c(audio, f0, times, rate)
