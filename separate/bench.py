@@ -89,7 +89,7 @@ def select_targets(
 
 def check_device(device: str) -> str:
     """The device string after checking it exists (``auto`` becomes ``cpu`` or ``cuda``)."""
-    from separate.engine import select_device
+    from separate.runtime import select_device
 
     return str(select_device(device))
 

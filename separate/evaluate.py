@@ -39,7 +39,8 @@ from separate.metrics import (
     summarize,
     track_medians,
 )
-from separate.parallel import Progress, barrier_is_rank0, rank_and_world, rank_device, run_items
+from separate.parallel import Progress, run_items
+from separate.runtime import atomic_write, atomic_write_text, barrier_is_rank0, rank_and_world, rank_device
 
 SPEECH_LAYOUTS = ("wsj0mix", "wham", "lrs2mix", "librimix", "folder")
 _DEFAULT_SPEECH_SPLIT = {"wsj0mix": "tt", "wham": "tt", "lrs2mix": "tt", "librimix": "test", "folder": None}
@@ -448,20 +449,14 @@ def _version_string(backend: str) -> str:
 
 
 def _write_json(path: Path, document: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document, indent=2, allow_nan=True) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(document, indent=2, allow_nan=True) + "\n", encoding="utf-8")
 
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=_SPEECH_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, path)
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:

@@ -126,7 +126,7 @@ def measure_model(
     seconds of compute per second of audio: the median time of one call over ``batch * seconds``.
     """
     from separate.complexity import count_macs, count_parameters
-    from separate.engine import select_device
+    from separate.runtime import select_device
 
     torch_device = select_device(device)
     model = build_target(target)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from separate.errors import SeparateError
+from separate.runtime import atomic_write_text
 
 TASKS = ("model", "engine", "batching")
 
@@ -135,9 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as problem:  # the row reports it; the traceback goes to the child's stderr
         traceback.print_exc()
         result = {"error": f"{type(problem).__name__}: {problem}"}
-    partial = Path(f"{result_path}.partial")
-    partial.write_text(json.dumps(result))
-    os.replace(partial, result_path)
+    atomic_write_text(result_path, json.dumps(result))
     return 0
 
 

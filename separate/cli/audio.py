@@ -62,7 +62,7 @@ def audio(
     if stems and two_stems:
         raise SeparateError("--stems and --two-stems cannot be combined")
     set_threads(threads)
-    from separate.parallel import rank_and_world, rank_device
+    from separate.runtime import rank_and_world, rank_device
 
     rank, world = rank_and_world()
     if world > 1:

@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from separate import checkpoints
 from separate.errors import SeparateError
+from separate.runtime import mix_seed
 from separate.training import data as data_setup
 from separate.training.components import build_loss_module, build_model, load_initial_weights
 from separate.training.distributed import Distributed
@@ -58,12 +58,6 @@ class Reporter:
 
     def message(self, text: str) -> None:
         """A one-line note (resuming, early stop...)."""
-
-
-def derived_seed(*numbers: int) -> int:
-    """A well-mixed 63-bit seed from several integers (seed, epoch, rank...)."""
-    state = np.random.SeedSequence([n & 0xFFFFFFFF for n in numbers]).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
 
 
 class RunPaths:
@@ -141,7 +135,7 @@ class Trainer:
             data["num_workers"],
             train["seed"],
         )
-        seed_everything(derived_seed(train["seed"], dist.rank))
+        seed_everything(mix_seed(train["seed"], dist.rank))
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -186,9 +180,7 @@ class Trainer:
         if len(state["rng"]) == self.dist.world:
             restore_rng(state["rng"][self.dist.rank])
         else:
-            seed_everything(
-                derived_seed(self.train_cfg["seed"], self.dist.rank, self.epoch, self.step_in_epoch)
-            )
+            seed_everything(mix_seed(self.train_cfg["seed"], self.dist.rank, self.epoch, self.step_in_epoch))
             self.reporter.message(
                 f"the state was written by {len(state['rng'])} process(es), this run has {self.dist.world}: "
                 "random streams restart, so the result will not be bit-identical to an uninterrupted run"
@@ -328,7 +320,7 @@ class Trainer:
             self.sampler,
             self.data_cfg["batch_size"],
             self.data_cfg["num_workers"],
-            derived_seed(self.train_cfg["seed"], self.epoch, self.dist.rank),
+            mix_seed(self.train_cfg["seed"], self.epoch, self.dist.rank),
         )
         self.reporter.epoch_started(
             self.epoch + 1, self.train_cfg["epochs"], len(loader) + self.step_in_epoch
