@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from separate.data._audio import AUDIO_EXTENSIONS
+from separate.audio import AUDIO_EXTENSIONS
 from separate.errors import SeparateError
 from separate.metrics import (
     MUSDB_TARGETS,

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from separate.data._audio import downmix, probe, read_span, target_length
+from separate.audio import downmix, probe, read_span, resampled_length
 from separate.data.augment import Augmentation, build_augmentation
 from separate.errors import SeparateError
 from separate.runtime import mix_seed
@@ -124,7 +124,7 @@ class SeparationDataset(Dataset):
         self.noisy = noisy
         self.seed = seed
         self.examples_per_item = examples_per_item
-        self.lengths = [target_length(item.frames, item.rate, self.sample_rate) for item in self.items]
+        self.lengths = [resampled_length(item.frames, item.rate, self.sample_rate) for item in self.items]
         self.kept = self._select_items()
         self.channels = 1 if mono else self._probe_channels(self.items[0])
         self.augment = build_augmentation(augment, self)

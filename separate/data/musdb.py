@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from separate.data._audio import read_span
+from separate.audio import read_span
 from separate.data._base import (
     Item,
     SeparationDataset,
