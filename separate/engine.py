@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from separate.audio import AudioInput, StemWriter, resample_blocks, resampled_length
 from separate.errors import SeparateError
+from separate.measures import hungarian
 from separate.models.base import SeparationModel
 from separate.runtime import keep_large_blocks, select_device
 
@@ -271,5 +271,4 @@ def _best_order(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     b = current.reshape(current.shape[0], -1).astype(np.float64)
     a /= np.linalg.norm(a, axis=1, keepdims=True) + 1e-8
     b /= np.linalg.norm(b, axis=1, keepdims=True) + 1e-8
-    _, order = linear_sum_assignment(-(a @ b.T))
-    return order
+    return hungarian(-(a @ b.T))

@@ -30,8 +30,7 @@ from torch import Tensor
 
 from separate.bsseval import bss_eval
 from separate.errors import SeparateError
-from separate.losses.pit import hungarian_permutation
-from separate.losses.sisnr import pairwise, si_snr
+from separate.measures import hungarian, pairwise_si_snr, si_snr
 
 MUSIC_METRICS = ("SDR", "SIR", "ISR", "SAR")
 MUSDB_TARGETS = ("vocals", "drums", "bass", "other", "accompaniment")
@@ -68,8 +67,9 @@ def best_assignment(estimates: Tensor, references: Tensor) -> Tensor:
     Returns:
         ``LongTensor [J]``: ``perm[j]`` = index of the estimate matched to reference ``j``.
     """
-    neg_si_snr = pairwise("sisnr", estimates.unsqueeze(0), references.unsqueeze(0))
-    return hungarian_permutation(neg_si_snr)[0]
+    scores = pairwise_si_snr(estimates.unsqueeze(0), references.unsqueeze(0))[0]  # [J_est, J_ref]
+    costs = -scores.detach().T.to("cpu", torch.float64).numpy()
+    return torch.from_numpy(hungarian(costs)).to(estimates.device)
 
 
 def speech_scores(
