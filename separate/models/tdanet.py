@@ -43,9 +43,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from separate.errors import SeparateError
-from separate.models.base import SeparationModel
 from separate.models.filterbanks import ConvDecoder, ConvEncoder
 from separate.models.layers import GlobalLayerNorm, PositionalEncoding
+from separate.models.masking import MaskingSeparator
 
 TD_FUSIONS = ("gate", "add", "la", "none")
 LA_ORDERS = ("code", "paper")
@@ -284,7 +284,7 @@ class TDABlock(nn.Module):
         return self.project_out(y) + x
 
 
-class TDANet(SeparationModel):
+class TDANet(MaskingSeparator):
     """TDANet speech separator (mono). mix: [B, 1, T] -> [B, J, 1, T].
 
     ``kernel_ms``: encoder kernel L in milliseconds (4 = base, 2 = "Large"); stride L/4.
@@ -398,21 +398,21 @@ class TDANet(SeparationModel):
         side = self.kernel - self.stride + self.kernel // 2
         return side, tail + side
 
-    def forward(self, mix: Tensor) -> Tensor:
-        """mix: [B, 1, T] -> [B, J, 1, T]."""
-        if mix.dim() != 3 or mix.shape[1] != 1:
-            raise SeparateError(f"TDANet takes mono audio shaped [batch, 1, samples], got {list(mix.shape)}.")
-        batch, _, length = mix.shape
-        left, right = self.pad_amounts(length)
-        frames = self.encoder(F.pad(mix, (left, right)))  # [B, F, T']
-        x = self.separator(self.bottleneck(self.norm(frames)))
-        masks = F.relu(self.mask_head(x)).view(batch, self.n_src, self.n_filters, -1)
-        masked = masks * frames.unsqueeze(1)  # [B, J, F, T']
+    def pad(self, mix: Tensor) -> tuple[Tensor, int]:
+        left, right = self.pad_amounts(mix.shape[-1])
+        return F.pad(mix, (left, right)), left
+
+    def estimate_masks(self, features: Tensor) -> Tensor:
+        """gLN -> bottleneck -> B unfoldings -> PReLU, 1x1 conv, ReLU: [B, F, T'] -> [B, J, F, T']."""
+        x = self.separator(self.bottleneck(self.norm(features)))
+        return F.relu(self.mask_head(x)).view(features.shape[0], self.n_src, self.n_filters, -1)
+
+    def decode(self, masked: Tensor, length: int) -> Tensor:
+        """Shared decoder per source, or the reference code's mixing decoder over all J x F maps."""
         if self.decoder_kind == "shared":
-            wav = self.decoder(masked, left + length)
-        else:
-            wav = self.decoder(masked.reshape(batch, self.n_src * self.n_filters, -1))
-        return wav[..., left : left + length].unsqueeze(2)
+            return self.decoder(masked, length)
+        batch = masked.shape[0]
+        return self.decoder(masked.reshape(batch, self.n_src * self.n_filters, -1))
 
 
 ARCHITECTURES = {"tdanet": TDANet}
