@@ -24,6 +24,18 @@ from separate.errors import SeparateError
 from separate.runtime import mix_seed
 
 SHORT_POLICIES = ("drop", "pad")
+#: Names of the train / valid / test splits of layouts that have exactly these three (MUSDB18, synthetic).
+STANDARD_SPLITS = {
+    "train": "train",
+    "tr": "train",
+    "valid": "valid",
+    "validation": "valid",
+    "val": "valid",
+    "cv": "valid",
+    "dev": "valid",
+    "test": "test",
+    "tt": "test",
+}
 
 
 @dataclass(frozen=True)
