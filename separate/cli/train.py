@@ -6,7 +6,6 @@ and writes).
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -38,15 +37,16 @@ def train(
     as_json: bool = json_option,
 ) -> None:
     """Train a separation model from a recipe; writes config, log, states and model.safetensors to --out."""
-    from separate.train import check_recipe
-    from separate.train import train as run_training
+    from separate.runtime import rank_and_world
+    from separate.training import check_recipe
+    from separate.training import train as run_training
 
     set_threads(threads)
     overrides = list(overrides or [])
     if check:
         _show_check(check_recipe(recipe, overrides), as_json)
         return
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    main_process = rank_and_world()[0] == 0
     reporter = _rich_reporter(main_process)
     try:
         summary = run_training(recipe, overrides, out=out, resume=resume, device=device, reporter=reporter)
@@ -95,10 +95,10 @@ def _show_check(checked: dict[str, Any], as_json: bool) -> None:
 
 
 def _rich_reporter(enabled: bool) -> Any:
-    """A :class:`separate.train.Reporter` drawing a progress bar (terminal only) and one line per epoch."""
+    """A :class:`separate.training.Reporter` drawing a progress bar (terminal only) and one line per epoch."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from separate.train import Reporter
+    from separate.training import Reporter
 
     class RichReporter(Reporter):
         def __init__(self) -> None:

@@ -35,7 +35,7 @@ from separate.runtime import mix_seed
 from separate.training import data as data_setup
 from separate.training.components import build_loss_module, build_model, load_initial_weights
 from separate.training.distributed import Distributed
-from separate.training.objective import Objective, si_snr_improvement
+from separate.training.objective import Objective, per_item, si_snr_improvement
 from separate.training.schedules import EarlyStopping, build_schedule
 from separate.training.state import capture_rng, restore_rng, save_state, seed_everything
 
@@ -73,7 +73,7 @@ class RunPaths:
 
 
 class Trainer:
-    """One training run of a resolved config (see :func:`separate.train.train` for the entry point)."""
+    """One training run of a resolved config (see :func:`separate.training.train` for the entry point)."""
 
     def __init__(
         self, config: dict[str, Any], paths: RunPaths, dist: Distributed, reporter: Reporter
@@ -243,8 +243,6 @@ class Trainer:
         mix, sources, lengths = self._batch(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss, metrics = self.step_module(mix, sources, lengths)
-        if self.config["debug"]["nan_at_step"] == self.global_step + 1:
-            loss = loss * float("nan")
         if not self.dist.all_true(bool(torch.isfinite(loss.detach()))):
             raise self._diverged("training loss", float(loss.detach()))
         if self.scaler is not None:
@@ -291,8 +289,7 @@ class Trainer:
             mix, sources, lengths = self._batch(batch)
             if bool((lengths < mix.shape[-1]).any()):
                 parts = [
-                    (mix[i : i + 1, :, :n], sources[i : i + 1, ..., :n], lengths[i : i + 1])
-                    for i, n in enumerate(lengths.tolist())
+                    (*item, lengths[i : i + 1]) for i, item in enumerate(per_item(lengths, mix, sources))
                 ]
             else:
                 parts = [(mix, sources, lengths)]
