@@ -176,7 +176,7 @@ def test_channels_fold_into_the_batch_and_sources_follow_the_model() -> None:
 
 
 def test_validation_si_snri_matches_the_evaluation_metric() -> None:
-    from separate.metrics import speech_scores
+    from separate.evaluation import speech_scores
     from separate.training.objective import si_snr_improvement
 
     generator = torch.Generator().manual_seed(5)

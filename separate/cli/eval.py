@@ -55,7 +55,7 @@ def musdb(
     as_json: bool = json_option,
 ) -> None:
     """MUSDB18: BSSEval v4, median over 1 s frames per track, then median over tracks (and pooled)."""
-    from separate.evaluate import evaluate_musdb
+    from separate.evaluation import evaluate_musdb
 
     set_threads(threads)
     loaded = _load_model(model, estimates)
@@ -97,7 +97,7 @@ def speech(
     as_json: bool = json_option,
 ) -> None:
     """Speech: SI-SNR, SI-SNRi, SDR, SDRi per utterance (best assignment), mean/median/95 % CI."""
-    from separate.evaluate import evaluate_speech
+    from separate.evaluation import evaluate_speech
 
     set_threads(threads)
     loaded = _load_model(model, estimates)
