@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from separate.complexity import count_parameters
+from separate.bench.complexity import count_parameters
 from separate.errors import SeparateError
 from separate.training import check_recipe, resolve_recipe
 from separate.training import recipe as recipe_module

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from separate import models
-from separate.complexity import count_parameters
+from separate.bench.complexity import count_parameters
 from separate.errors import SeparateError
 from separate.models.waveunet import Upsample, WaveUNet, depth_to_time, time_to_depth
 from separate.models.waveunet_lite import WaveUNetLite

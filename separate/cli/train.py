@@ -72,7 +72,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _show_check(checked: dict[str, Any], as_json: bool) -> None:
-    from separate.complexity import count_parameters
+    from separate.bench.complexity import count_parameters
 
     model, config = checked["model"], checked["config"]
     parameters = count_parameters(model) + count_parameters(checked["loss"])
