@@ -12,16 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from separate.bench.api import (
-    benchmark_batching,
-    benchmark_engine,
-    benchmark_losses,
-    benchmark_memory,
-    benchmark_models,
-    check_device,
-    check_positive,
-    machine_info,
-)
+from separate.bench import api
 from separate.bench.targets import ENGINE_TARGET, MEMORY_TARGET, select_targets
 from separate.errors import SeparateError
 
@@ -61,7 +52,7 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
     preset_names = [name.strip() for name in (r.presets or "").split(",") if name.strip()]
     if r.presets is not None and not preset_names:
         raise SeparateError("--presets needs at least one preset name")
-    check_positive(
+    api.check_positive(
         seconds=r.seconds,
         batch=r.batch,
         sample_rate=r.sample_rate,
@@ -82,19 +73,19 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
             "nothing to measure: name models with --model, --presets or --all, or add --engine, --batching, "
             "--memory or --losses"
         )
-    device = check_device(r.device)
-    report: dict[str, Any] = {"machine": machine_info(device, r.threads), "settings": _settings(r)}
+    device = api.check_device(r.device)
+    report: dict[str, Any] = {"machine": api.machine_info(device, r.threads), "settings": _settings(r)}
     if targets:
-        report["models"] = benchmark_models(
+        report["models"] = api.benchmark_models(
             targets, device, r.seconds, r.batch or 1, r.sample_rate, r.repeats, r.warmup, r.threads, progress
         )
     engine_args = (device, r.engine_seconds, r.batch_size, r.segment)
     batching_args = (device, r.batching_seconds, r.batching_size, r.segment)
     memory_args = (device, r.memory_seconds, r.memory_base_seconds, r.batch_size)
     for key, wanted, function, args, default in (
-        ("engine", r.engine, benchmark_engine, engine_args, ENGINE_TARGET),
-        ("batching", r.batching, benchmark_batching, batching_args, ENGINE_TARGET),
-        ("memory", r.memory, benchmark_memory, memory_args, MEMORY_TARGET),
+        ("engine", r.engine, api.benchmark_engine, engine_args, ENGINE_TARGET),
+        ("batching", r.batching, api.benchmark_batching, batching_args, ENGINE_TARGET),
+        ("memory", r.memory, api.benchmark_memory, memory_args, MEMORY_TARGET),
     ):
         if wanted:
             report[key] = [
@@ -103,7 +94,7 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
             ]
     if r.losses:
         progress("losses...")
-        report["losses"] = benchmark_losses(
+        report["losses"] = api.benchmark_losses(
             device, r.seconds, r.batch or 8, r.sample_rate or 8000, r.repeats, r.threads
         )
     return report

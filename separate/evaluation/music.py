@@ -25,20 +25,9 @@ from typing import Any
 import numpy as np
 
 from separate.errors import SeparateError
+from separate.evaluation import runner
 from separate.evaluation.bsseval import BACKENDS, bss_eval
 from separate.evaluation.reports import MusicReport, write_json
-from separate.evaluation.runner import (
-    Progress,
-    ReferenceSet,
-    Task,
-    audio_files,
-    clear_datasets,
-    read_estimates,
-    require_dir,
-    run_items,
-    scoring_device,
-    separating,
-)
 from separate.runtime import barrier_is_rank0, rank_and_world
 
 MUSIC_METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -193,7 +182,7 @@ def evaluate_musdb(
     device: str = "auto",
     jobs: int = 1,
     out: str | os.PathLike[str] | None = None,
-    progress: Progress | None = None,
+    progress: runner.Progress | None = None,
     separator_options: dict[str, Any] | None = None,
 ) -> MusicReport:
     """Score a model (a :class:`SeparationModel`) or a folder of estimates on MUSDB18 / MUSDB18-HQ.
@@ -204,7 +193,7 @@ def evaluate_musdb(
     or ``DIR/<track>/<target>.wav``, targets among :data:`MUSDB_TARGETS`, same length, rate and
     channels as the references.
     """
-    clear_datasets()
+    runner.clear_datasets()
     if backend not in BACKENDS:
         raise SeparateError(f"unknown BSSEval backend '{backend}' (known: {', '.join(BACKENDS)})")
     layout, root = _musdb_layout(root)
@@ -214,17 +203,19 @@ def evaluate_musdb(
         targets = _music_targets(model.sources, f"the model's sources {model.sources}")
         estimate_files: list[tuple[str, ...] | None] = [None] * len(names)
     else:
-        targets, estimate_files = _music_estimate_files(require_dir(estimates), folder, names)
-    dataset = ReferenceSet(layout, root, subset, (("targets", tuple(targets)),))
+        targets, estimate_files = _music_estimate_files(runner.require_dir(estimates), folder, names)
+    dataset = runner.ReferenceSet(layout, root, subset, (("targets", tuple(targets)),))
     rank, world = rank_and_world()
-    metrics_device = scoring_device(device, jobs, rank)
+    metrics_device = runner.scoring_device(device, jobs, rank)
     json_dir = Path(out, folder) if out is not None else None
     tasks = [
-        Task(dataset, i, name, tuple(targets), files, backend, metrics_device, _json_path(json_dir, name))
+        runner.Task(
+            dataset, i, name, tuple(targets), files, backend, metrics_device, _json_path(json_dir, name)
+        )
         for i, (name, files) in enumerate(zip(names, estimate_files, strict=True))
     ]
-    produce = separating(model, device, separator_options, rank) if model is not None else None
-    frames = dict(run_items(tasks[rank::world], _score_music_task, produce, jobs, progress))
+    produce = runner.separating(model, device, separator_options, rank) if model is not None else None
+    frames = dict(runner.run_items(tasks[rank::world], _score_music_task, produce, jobs, progress))
     complete = True
     if world > 1:
         if json_dir is None:
@@ -259,7 +250,7 @@ def _music_targets(names: Sequence[str], what: str) -> list[str]:
 
 
 def _musdb_layout(root: str | os.PathLike[str]) -> tuple[str, str]:
-    path = require_dir(root, "MUSDB18 root")
+    path = runner.require_dir(root, "MUSDB18 root")
     for subset in ("test", "train"):
         folder = path / subset
         if not folder.is_dir():
@@ -275,7 +266,7 @@ def _musdb_layout(root: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def _musdb_track_names(layout: str, root: str, subset: str) -> list[str]:
-    dataset = ReferenceSet(layout, root, subset, (("targets", ("vocals", "accompaniment")),)).build()
+    dataset = runner.ReferenceSet(layout, root, subset, (("targets", ("vocals", "accompaniment")),)).build()
     return [dataset.item_name(i) for i in range(len(dataset))]
 
 
@@ -289,7 +280,7 @@ def _music_estimate_files(
         track_dir = base / name
         if not track_dir.is_dir():
             raise SeparateError(f"no estimates for track '{name}': {track_dir} is not a folder")
-        found = audio_files(track_dir)
+        found = runner.audio_files(track_dir)
         if targets is None:
             targets = _music_targets(sorted(found), f"estimate files {sorted(found)} in {track_dir}")
         if sorted(found) != sorted(targets):
@@ -303,14 +294,14 @@ def _music_estimate_files(
 
 
 def _score_music_task(
-    task: Task, estimates: np.ndarray | None
+    task: runner.Task, estimates: np.ndarray | None
 ) -> tuple[str, dict[str, dict[str, list[float]]]]:
     """Worker: BSSEval frames of one track; writes its JSON when asked."""
     dataset = task.dataset.build()
     _, references = dataset[task.index]
     references = references.numpy()
     if estimates is None:
-        estimates = read_estimates(task, references, dataset.sample_rate)
+        estimates = runner.read_estimates(task, references, dataset.sample_rate)
     try:
         frames = musdb_frames(
             references, estimates, task.sources, dataset.sample_rate, task.backend, task.device

@@ -28,20 +28,9 @@ from torch import Tensor
 
 from separate.audio import AUDIO_EXTENSIONS
 from separate.errors import SeparateError
+from separate.evaluation import runner
 from separate.evaluation.bsseval import bss_eval
 from separate.evaluation.reports import SpeechReport, read_csv, write_csv, write_json
-from separate.evaluation.runner import (
-    Progress,
-    ReferenceSet,
-    Task,
-    audio_files,
-    clear_datasets,
-    read_estimates,
-    require_dir,
-    run_items,
-    scoring_device,
-    separating,
-)
 from separate.measures import hungarian, pairwise_si_snr, si_snr
 from separate.runtime import barrier_is_rank0, rank_and_world
 
@@ -184,7 +173,7 @@ def evaluate_speech(
     jobs: int = 1,
     out: str | os.PathLike[str] | None = None,
     with_sdr: bool = True,
-    progress: Progress | None = None,
+    progress: runner.Progress | None = None,
     dataset_options: dict[str, Any] | None = None,
     separator_options: dict[str, Any] | None = None,
 ) -> SpeechReport:
@@ -196,10 +185,10 @@ def evaluate_speech(
     """
     if layout not in SPEECH_LAYOUTS:
         raise SeparateError(f"unknown speech layout '{layout}' (known: {', '.join(SPEECH_LAYOUTS)})")
-    clear_datasets()
-    root = str(require_dir(root, "dataset root"))
+    runner.clear_datasets()
+    root = str(runner.require_dir(root, "dataset root"))
     split = split if split is not None else _DEFAULT_SPEECH_SPLIT[layout]
-    dataset = ReferenceSet(layout, root, split, tuple(sorted((dataset_options or {}).items())))
+    dataset = runner.ReferenceSet(layout, root, split, tuple(sorted((dataset_options or {}).items())))
     references = dataset.build()
     names = [references.item_name(i) for i in range(len(references))]
     n_src = len(references.sources)
@@ -211,15 +200,19 @@ def evaluate_speech(
             )
         estimate_files: list[tuple[str, ...] | None] = [None] * len(names)
     else:
-        estimate_files = list(_speech_estimate_files(require_dir(estimates), names, n_src))
+        estimate_files = list(_speech_estimate_files(runner.require_dir(estimates), names, n_src))
     rank, world = rank_and_world()
-    metrics_device = scoring_device(device, jobs, rank)
+    metrics_device = runner.scoring_device(device, jobs, rank)
     tasks = [
-        Task(dataset, i, name, tuple(references.sources), files, device=metrics_device, with_sdr=with_sdr)
+        runner.Task(
+            dataset, i, name, tuple(references.sources), files, device=metrics_device, with_sdr=with_sdr
+        )
         for i, (name, files) in enumerate(zip(names, estimate_files, strict=True))
     ]
-    produce = separating(model, device, separator_options, rank) if model is not None else None
-    rows = [row for _, row in run_items(tasks[rank::world], _score_speech_task, produce, jobs, progress)]
+    produce = runner.separating(model, device, separator_options, rank) if model is not None else None
+    rows = [
+        row for _, row in runner.run_items(tasks[rank::world], _score_speech_task, produce, jobs, progress)
+    ]
     complete = True
     if world > 1:
         if out is None:
@@ -248,7 +241,7 @@ def _speech_estimate_files(folder: Path, names: Sequence[str], n_src: int) -> li
     files = []
     for name in names:
         if (folder / name).is_dir():
-            found = audio_files(folder / name)
+            found = runner.audio_files(folder / name)
             paths = tuple(str(found[stem]) for stem in sorted(found))
             where = str(folder / name)
         else:
@@ -265,12 +258,12 @@ def _speech_estimate_files(folder: Path, names: Sequence[str], n_src: int) -> li
     return files
 
 
-def _score_speech_task(task: Task, estimates: np.ndarray | None) -> tuple[str, dict[str, Any]]:
+def _score_speech_task(task: runner.Task, estimates: np.ndarray | None) -> tuple[str, dict[str, Any]]:
     """Worker: SI-SNR(i) and SDR(i) of one utterance as a CSV row."""
     dataset = task.dataset.build()
     mixture, references = dataset[task.index]
     if estimates is None:
-        estimates = read_estimates(task, references.numpy(), dataset.sample_rate)
+        estimates = runner.read_estimates(task, references.numpy(), dataset.sample_rate)
     try:
         scores = speech_scores(
             torch.from_numpy(np.ascontiguousarray(estimates)),
