@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from separate.errors import SeparateError
 from separate.models import build
 from separate.models.base import SeparationModel
+from separate.runtime import atomic_write
 
 FORMAT_VERSION = 1
 HEADER_KEY = "separate"
@@ -53,16 +54,11 @@ def save(model: SeparationModel, path: str | os.PathLike[str], half: bool = Fals
         if half and tensor.is_floating_point():
             tensor = tensor.half()
         tensors[name] = tensor
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_write(path) as partial:
         save_file(tensors, str(partial), metadata={HEADER_KEY: json.dumps(header)})
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(partial, 0o666 & ~umask)  # safetensors writes 0600; checkpoints are for sharing
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 

@@ -16,32 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
-from separate.allocator import keep_large_blocks
 from separate.audio import AudioInput, StemWriter, resample_blocks, resampled_length
 from separate.errors import SeparateError
+from separate.measures import hungarian
 from separate.models.base import SeparationModel
+from separate.runtime import keep_large_blocks, select_device
 
 DEFAULT_SEGMENT = 10.0
-
-
-def select_device(spec: str = "auto") -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``, checked against what exists."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise SeparateError(f"unknown device '{spec}' (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SeparateError(f"device '{spec}' requested but CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise SeparateError(f"device '{spec}' does not exist ({torch.cuda.device_count()} CUDA devices)")
-    elif device.type != "cpu":
-        raise SeparateError(f"unsupported device '{spec}' (use auto, cpu, cuda or cuda:N)")
-    return device
 
 
 def triangular_window(length: int) -> np.ndarray:
@@ -289,5 +271,4 @@ def _best_order(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     b = current.reshape(current.shape[0], -1).astype(np.float64)
     a /= np.linalg.norm(a, axis=1, keepdims=True) + 1e-8
     b /= np.linalg.norm(b, axis=1, keepdims=True) + 1e-8
-    _, order = linear_sum_assignment(-(a @ b.T))
-    return order
+    return hungarian(-(a @ b.T))

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.signal import lfilter
 
-from separate.bsseval import bss_eval
+from separate.evaluation.bsseval import bss_eval
 
 RATE = 44100
 

@@ -12,9 +12,9 @@ from conftest import TINY_CONVTASNET, run_cli
 from safetensors.torch import save_file
 
 from separate import bench, checkpoints, models
-from separate.benchmarks.measure import measure_engine
+from separate.bench.complexity import count_parameters
+from separate.bench.measure import measure_engine
 from separate.cli import main
-from separate.complexity import count_parameters
 from separate.engine import Separator
 
 MODEL_COLUMNS = {

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from conftest import tiny_model
 
-from separate.benchmarks.measure import bare_forward_passes, separate_to_files, write_noise
+from separate.bench.measure import bare_forward_passes, separate_to_files, write_noise
 from separate.engine import Separator
 
 SECONDS = 8.0

@@ -9,9 +9,26 @@ import pytest
 import torch
 from conftest import run_cli, tiny_model
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from separate import checkpoints
 from separate.errors import SeparateError
+
+#: Checkpoints saved by the code of commit 14f910f (before the package was reorganised into one folder
+#: per pipeline), with each model's output on one fixed input (``outputs.safetensors``).
+PRE_REORG = Path(__file__).parent / "fixtures" / "pre_reorg"
+
+
+@pytest.mark.parametrize("name", ["convtasnet", "ltl", "galr", "tdanet", "tdanet-mixing"])
+def test_checkpoints_saved_before_the_reorganisation_load_and_separate_alike(name: str) -> None:
+    path = PRE_REORG / f"{name}.safetensors"
+    with safe_open(str(path), framework="pt") as handle:
+        stored = sorted(handle.keys())
+    model = checkpoints.load(path)
+    assert sorted(model.state_dict()) == stored  # parameter names unchanged
+    reference = load_file(str(PRE_REORG / "outputs.safetensors"))
+    with torch.no_grad():
+        assert torch.equal(model(reference["mix"]), reference[name])  # bit-identical output
 
 
 def test_round_trip_is_bit_exact(tmp_path: Path) -> None:

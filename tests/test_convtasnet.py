@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from separate import models
-from separate.complexity import count_parameters
+from separate.bench.complexity import count_parameters
 
 TINY = dict(n_filters=16, kernel_size=8, stride=4, bottleneck=8, hidden=16, skip=8, blocks=3, repeats=2)
 

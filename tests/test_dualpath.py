@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from separate import checkpoints, models
-from separate.complexity import count_macs, count_parameters
+from separate.bench.complexity import count_macs, count_parameters
 from separate.errors import SeparateError
 from separate.models.dualpath import DPRNN, GALR, DPTNet, from_sequences, to_sequences
 

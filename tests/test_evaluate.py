@@ -19,7 +19,7 @@ from scipy.signal import lfilter
 from separate import checkpoints
 from separate.cli import main
 from separate.data import write_synthetic_corpus
-from separate.evaluate import evaluate_musdb, evaluate_speech
+from separate.evaluation import evaluate_musdb, evaluate_speech
 
 museval = pytest.importorskip("museval")
 

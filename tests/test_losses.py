@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from separate.complexity import count_parameters
+from separate.bench.complexity import count_parameters
+from separate.bench.losses import benchmark_pit_losses, format_table
 from separate.errors import SeparateError
 from separate.losses import (
     LOSS_NAMES,
@@ -29,7 +30,6 @@ from separate.losses.attentionpit import (
     lambda_schedule,
     orthogonality_penalty,
 )
-from separate.losses.benchmark import benchmark_pit_losses, format_table
 from separate.losses.pit import exhaustive_pit, hungarian_pit, permutations
 from separate.losses.sinkpit import beta_schedule, sinkpit
 

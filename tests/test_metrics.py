@@ -13,17 +13,15 @@ import torch
 from scipy import stats
 
 from separate.errors import SeparateError
-from separate.metrics import (
+from separate.evaluation.music import (
     aggregate_music,
-    best_assignment,
     musdb_frames,
     musdb_json,
     museval_groups,
     read_musdb_json,
-    speech_scores,
-    summarize,
     track_medians,
 )
+from separate.evaluation.speech import best_assignment, speech_scores, summarize
 
 museval = pytest.importorskip("museval")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from separate.complexity import count_parameters
+from separate.bench.complexity import count_parameters
 from separate.errors import SeparateError
-from separate.train import check_recipe, resolve_recipe
+from separate.training import check_recipe, resolve_recipe
 from separate.training import recipe as recipe_module
 from separate.training.components import build_loss_module, build_model
 from separate.training.data import check_data_config

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from separate import models
-from separate.complexity import count_parameters
+from separate.bench.complexity import count_parameters
 from separate.errors import SeparateError
 from separate.models.tasnet import LTL, TasNet, default_heads, parse_layout
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from separate import models
-from separate.complexity import count_macs, count_parameters
+from separate.bench.complexity import count_macs, count_parameters
 from separate.errors import SeparateError
-from separate.models.tdanet import DropPath, LocalAttention, TDANet
+from separate.models.tdanet import TDANet
+from separate.models.tdanet_layers import DropPath, LocalAttention
 
 TINY = {
     "bottleneck_channels": 16,

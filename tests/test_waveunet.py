@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from separate import models
-from separate.complexity import count_parameters
+from separate.bench.complexity import count_parameters
 from separate.errors import SeparateError
-from separate.models.waveunet import Upsample, WaveUNet, WaveUNetLite, depth_to_time, time_to_depth
+from separate.models.waveunet import Upsample, WaveUNet, depth_to_time, time_to_depth
+from separate.models.waveunet_lite import WaveUNetLite
 
 FOUR_STEMS = ["vocals", "bass", "drums", "other"]
 TINY_WAVEUNET = {"levels": 3, "base_filters": 4}

@@ -13,6 +13,7 @@ from separate.cli.common import console, device_option, emit_json, json_option, 
 
 
 def bench(
+    ctx: typer.Context,
     model: list[str] = typer.Option(
         None, "--model", "-m", metavar="NAME", help="Registry name, checkpoint path or hf:// URL; repeatable."
     ),
@@ -45,110 +46,15 @@ def bench(
     --engine, --batching and --memory use the models named, else a small Conv-TasNet (tiny for --memory).
     """
     from separate import bench as core
-    from separate.errors import SeparateError
 
-    preset_names = [name.strip() for name in (presets or "").split(",") if name.strip()]
-    if presets is not None and not preset_names:
-        raise SeparateError("--presets needs at least one preset name")
-    core.check_positive(
-        seconds=seconds,
-        batch=batch,
-        sample_rate=sample_rate,
-        repeats=repeats,
-        engine_seconds=engine_seconds,
-        batching_seconds=batching_seconds,
-        batching_size=batching_size,
-        memory_seconds=memory_seconds,
-        memory_base_seconds=memory_base_seconds,
-        segment=segment,
-        batch_size=batch_size,
-    )
-    if warmup < 0:
-        raise SeparateError(f"warmup must be zero or more, got {warmup}")
-    targets = core.select_targets(model or [], preset_names, all_presets)
-    if not targets and not (engine or batching or memory or losses):
-        raise SeparateError(
-            "nothing to measure: name models with --model, --presets or --all, or add --engine, --batching, "
-            "--memory or --losses"
-        )
-    resolved_device = core.check_device(device)
+    options = {name: value for name, value in ctx.params.items() if name != "as_json"}
     set_threads(threads)
-    report: dict[str, Any] = {
-        "machine": core.machine_info(resolved_device, threads),
-        "settings": {
-            "seconds": seconds,
-            "batch": batch or 1,
-            "sample_rate": sample_rate,
-            "repeats": repeats,
-            "warmup": warmup,
-            "threads": threads,
-            "segment": segment,
-            "batch_size": batch_size,
-        },
-    }
-    if targets:
-        report["models"] = core.benchmark_models(
-            targets, resolved_device, seconds, batch or 1, sample_rate, repeats, warmup, threads, _progress
-        )
-    if engine:
-        report["engine"] = [
-            _guarded(
-                "engine",
-                target.label,
-                core.benchmark_engine,
-                target,
-                resolved_device,
-                engine_seconds,
-                batch_size,
-                segment,
-                threads=threads,
-            )
-            for target in targets or [core.ENGINE_TARGET]
-        ]
-    if batching:
-        report["batching"] = [
-            _guarded(
-                "batching",
-                target.label,
-                core.benchmark_batching,
-                target,
-                resolved_device,
-                batching_seconds,
-                batching_size,
-                segment,
-                threads=threads,
-            )
-            for target in targets or [core.ENGINE_TARGET]
-        ]
-    if memory:
-        report["memory"] = [
-            _guarded(
-                "memory",
-                target.label,
-                core.benchmark_memory,
-                target,
-                resolved_device,
-                memory_seconds,
-                memory_base_seconds,
-                batch_size,
-                threads,
-            )
-            for target in targets or [core.MEMORY_TARGET]
-        ]
-    if losses:
-        _progress("losses...")
-        report["losses"] = core.benchmark_losses(
-            resolved_device, seconds, batch or 8, sample_rate or 8000, repeats, threads
-        )
+    report = core.run(core.Request(**options), progress=_progress)
     if as_json:
         emit_json(report)
     else:
         _print_report(report)
-    sections = ("models", "engine", "batching", "memory")
-    failed = [row for key in sections for row in report.get(key, []) if "error" in row]
-    if failed:
-        first = " ".join(str(failed[0]["error"]).split())
-        raise SeparateError(f"{len(failed)} measurement(s) failed; first: {failed[0]['model']}: {first}")
+    core.check_failures(report)
 
 
 def _progress(line: str) -> None:
@@ -156,99 +62,100 @@ def _progress(line: str) -> None:
     console.print(line, markup=False, soft_wrap=True)
 
 
-def _guarded(what: str, label: str, function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Run one engine benchmark; a user error becomes an error row so that the others still run."""
-    from separate.errors import SeparateError
-
-    _progress(f"{what}: {label}...")
-    try:
-        return function(*args, **kwargs)
-    except SeparateError as problem:
-        return {"model": label, "error": str(problem)}
-
-
 def _print_report(report: dict[str, Any]) -> None:
-    out = _wide_console()
-    machine = report["machine"]
+    _print_machine(report["machine"])
+    if "models" in report:
+        _print_models(report)
+    for key, (title, columns, cells) in ENGINE_TABLES.items():
+        if key in report:
+            _table(title, columns, report[key], cells)
+    if "losses" in report:
+        _print_losses(report["losses"], report["machine"]["device"])
+
+
+def _print_machine(machine: dict[str, Any]) -> None:
     load = machine.get("load_average")
-    out.print(
+    _wide_console().print(
         f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), {machine.get('gpu', machine['device'])}, "
         f"{machine['threads']} thread(s), torch {machine['torch']}"
         + (f", load average {' '.join(str(v) for v in load)} at start" if load else ""),
         markup=False,
     )
-    if "models" in report:
-        settings = report["settings"]
-        _table(
-            f"Models: {settings['seconds']:g} s of audio x batch {settings['batch']}, median of "
-            f"{settings['repeats']} runs",
-            ["model", "params", "GMAC/s", "RTF fwd", "RTF fwd+bwd", "peak MB fwd", "peak MB train"],
-            report["models"],
-            lambda row: [
-                _count(row["parameters"]),
-                "-" if row["macs_per_second"] is None else f"{row['macs_per_second'] / 1e9:.3g}",
-                f"{row['forward_rtf']:.3g}",
-                f"{row['train_rtf']:.3g}",
-                f"{row['forward_peak_mb']:.0f}",
-                f"{row['train_peak_mb']:.0f}",
-            ],
-        )
-        if any(str(row.get("memory_kind", "")).startswith("cpu") for row in report["models"]):
-            out.print("Peak MB (CPU): peak resident memory of the measuring process, torch included.")
-    if "engine" in report:
-        _table(
-            "Engine overhead: separate_file over bare forward passes, same chunks (mean of runs F, E, E, F)",
-            ["model", "input s", "chunk/hop", "chunks", "batch", "forward s", "engine s", "ratio", "x RT"],
-            report["engine"],
-            lambda row: [
-                f"{row['input_seconds']:g}",
-                f"{row['chunk']}/{row['hop']}",
-                str(row["n_chunks"]),
-                str(row["batch_size"]),
-                f"{row['forward_seconds']:.2f}",
-                f"{row['engine_seconds']:.2f}",
-                f"{row['ratio']:.3f}",
-                f"{1 / row['engine_rtf']:.1f}",
-            ],
-        )
-    if "batching" in report:
-        _table(
-            "Batching: engine seconds with one chunk per forward pass and with N (mean of runs 1, N, N, 1)",
-            ["model", "input s", "chunks", "N", "batch 1 s", "batch N s", "speed-up"],
-            report["batching"],
-            lambda row: [
-                f"{row['input_seconds']:g}",
-                str(row["n_chunks"]),
-                str(row["batch_size"]),
-                f"{row['batch1_seconds']:.2f}",
-                f"{row['batched_seconds']:.2f}",
-                f"{row['speedup']:.2f}",
-            ],
-        )
-    if "memory" in report:
-        _table(
-            "Memory: peak resident memory of 'separate audio', long input over short input",
-            ["model", "short s", "long s", "peak MB short", "peak MB long", "growth MB", "ratio"],
-            report["memory"],
-            lambda row: [
-                f"{row['short_seconds']:g}",
-                f"{row['long_seconds']:g}",
-                f"{row['short_peak_rss_mb']:.0f}",
-                f"{row['long_peak_rss_mb']:.0f}",
-                f"{row['growth_mb']:.1f}",
-                f"{row['ratio']:.3f}",
-            ],
-        )
-    if "losses" in report:
-        from separate.losses.benchmark import format_table
 
-        rows = report["losses"]
-        if rows:
-            out.print(
-                f"PIT losses alone, forward+backward iterations/s: batch {rows[0]['batch']}, "
-                f"{rows[0]['samples']} samples, {machine['device']}"
-            )
-        out.print(format_table(rows), markup=False)
+
+def _print_models(report: dict[str, Any]) -> None:
+    settings = report["settings"]
+    _table(
+        f"Models: {settings['seconds']:g} s of audio x batch {settings['batch']}, median of "
+        f"{settings['repeats']} runs",
+        ["model", "params", "GMAC/s", "RTF fwd", "RTF fwd+bwd", "peak MB fwd", "peak MB train"],
+        report["models"],
+        lambda row: [
+            _count(row["parameters"]),
+            "-" if row["macs_per_second"] is None else f"{row['macs_per_second'] / 1e9:.3g}",
+            f"{row['forward_rtf']:.3g}",
+            f"{row['train_rtf']:.3g}",
+            f"{row['forward_peak_mb']:.0f}",
+            f"{row['train_peak_mb']:.0f}",
+        ],
+    )
+    if any(str(row.get("memory_kind", "")).startswith("cpu") for row in report["models"]):
+        _wide_console().print("Peak MB (CPU): peak resident memory of the measuring process, torch included.")
+
+
+#: Section -> (title, columns, cells of one row after the model name).
+ENGINE_TABLES: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[str]]]] = {
+    "engine": (
+        "Engine overhead: separate_file over bare forward passes, same chunks (mean of runs F, E, E, F)",
+        ["model", "input s", "chunk/hop", "chunks", "batch", "forward s", "engine s", "ratio", "x RT"],
+        lambda row: [
+            f"{row['input_seconds']:g}",
+            f"{row['chunk']}/{row['hop']}",
+            str(row["n_chunks"]),
+            str(row["batch_size"]),
+            f"{row['forward_seconds']:.2f}",
+            f"{row['engine_seconds']:.2f}",
+            f"{row['ratio']:.3f}",
+            f"{1 / row['engine_rtf']:.1f}",
+        ],
+    ),
+    "batching": (
+        "Batching: engine seconds with one chunk per forward pass and with N (mean of runs 1, N, N, 1)",
+        ["model", "input s", "chunks", "N", "batch 1 s", "batch N s", "speed-up"],
+        lambda row: [
+            f"{row['input_seconds']:g}",
+            str(row["n_chunks"]),
+            str(row["batch_size"]),
+            f"{row['batch1_seconds']:.2f}",
+            f"{row['batched_seconds']:.2f}",
+            f"{row['speedup']:.2f}",
+        ],
+    ),
+    "memory": (
+        "Memory: peak resident memory of 'separate audio', long input over short input",
+        ["model", "short s", "long s", "peak MB short", "peak MB long", "growth MB", "ratio"],
+        lambda row: [
+            f"{row['short_seconds']:g}",
+            f"{row['long_seconds']:g}",
+            f"{row['short_peak_rss_mb']:.0f}",
+            f"{row['long_peak_rss_mb']:.0f}",
+            f"{row['growth_mb']:.1f}",
+            f"{row['ratio']:.3f}",
+        ],
+    ),
+}
+
+
+def _print_losses(rows: list[dict[str, Any]], device: str) -> None:
+    from separate.bench.losses import format_table
+
+    out = _wide_console()
+    if rows:
+        out.print(
+            f"PIT losses alone, forward+backward iterations/s: batch {rows[0]['batch']}, "
+            f"{rows[0]['samples']} samples, {device}"
+        )
+    out.print(format_table(rows), markup=False)
 
 
 def _table(

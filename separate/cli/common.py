@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 #: Human-facing output (tables, progress) goes to stderr so stdout stays clean for audio and JSON.
 console = Console(stderr=True, highlight=False)
@@ -45,3 +48,25 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def progress_bar(
+    label: str = "{task.description}",
+    counter: str = "percent",
+    extra: str | None = None,
+    disable: bool = False,
+) -> Progress:
+    """A transient rich progress bar on stderr: ``label``, the bar, the count (``percent``, or ``of``:
+    done/total), an ``extra`` text column, the time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    count = TaskProgressColumn() if counter == "percent" else MofNCompleteColumn()
+    columns = [TextColumn(label), BarColumn(), count, *([TextColumn(extra)] if extra else [])]
+    return Progress(*columns, TimeRemainingColumn(), console=console, transient=True, disable=disable)

@@ -14,6 +14,7 @@ from separate.cli.common import (
     device_option,
     emit_json,
     json_option,
+    progress_bar,
     segment_option,
     set_threads,
     threads_option,
@@ -55,23 +56,11 @@ def musdb(
     as_json: bool = json_option,
 ) -> None:
     """MUSDB18: BSSEval v4, median over 1 s frames per track, then median over tracks (and pooled)."""
-    from separate.evaluate import evaluate_musdb
+    from separate.evaluation import evaluate_musdb
 
     set_threads(threads)
-    loaded = _load_model(model, estimates)
-    with _progress("tracks") as progress:
-        report = evaluate_musdb(
-            root,
-            subset,
-            model=loaded,
-            estimates=estimates,
-            backend=backend,
-            device=device,
-            jobs=jobs,
-            out=out,
-            progress=progress,
-            separator_options={"segment": segment, "batch_size": batch_size},
-        )
+    options = {"root": root, "subset": subset, "backend": backend, "device": device, "jobs": jobs, "out": out}
+    report = _run(evaluate_musdb, "tracks", model, estimates, segment, batch_size, options)
     _show(report, as_json, _music_table)
 
 
@@ -97,26 +86,42 @@ def speech(
     as_json: bool = json_option,
 ) -> None:
     """Speech: SI-SNR, SI-SNRi, SDR, SDRi per utterance (best assignment), mean/median/95 % CI."""
-    from separate.evaluate import evaluate_speech
+    from separate.evaluation import evaluate_speech
 
     set_threads(threads)
+    options = {
+        "root": root,
+        "layout": layout,
+        "split": split,
+        "device": device,
+        "jobs": jobs,
+        "out": out,
+        "with_sdr": not no_sdr,
+        "dataset_options": {"task": task} if task else None,
+    }
+    report = _run(evaluate_speech, "utterances", model, estimates, segment, batch_size, options)
+    _show(report, as_json, _speech_table)
+
+
+def _run(
+    evaluate: Callable[..., Any],
+    unit: str,
+    model: str | None,
+    estimates: str | None,
+    segment: float | None,
+    batch_size: int,
+    options: dict[str, Any],
+) -> Any:
+    """Score a model or a folder of estimates with ``evaluate``, showing a progress bar over ``unit``."""
     loaded = _load_model(model, estimates)
-    with _progress("utterances") as progress:
-        report = evaluate_speech(
-            root,
-            layout,
-            split=split,
+    with _progress(unit) as progress:
+        return evaluate(
+            **options,
             model=loaded,
             estimates=estimates,
-            device=device,
-            jobs=jobs,
-            out=out,
-            with_sdr=not no_sdr,
             progress=progress,
-            dataset_options={"task": task} if task else None,
             separator_options={"segment": segment, "batch_size": batch_size},
         )
-    _show(report, as_json, _speech_table)
 
 
 def _show(report: Any, as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:
@@ -144,10 +149,7 @@ def _load_model(model: str | None, estimates: str | None) -> Any:
 @contextmanager
 def _progress(unit: str) -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress bar on stderr, advanced by the evaluation's per-item callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+    with progress_bar(counter="of", disable=not console.is_terminal) as bar:
         task_id = bar.add_task(f"scoring {unit}", total=None)
 
         def advance(name: str, done: int, total: int) -> None:

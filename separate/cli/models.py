@@ -48,8 +48,8 @@ def info(
     as_json: bool = json_option,
 ) -> None:
     """Details of one model: registry entry, or the header of a checkpoint file."""
+    from separate.bench.complexity import count_parameters
     from separate.checkpoints import read_header, registry, resolve
-    from separate.complexity import count_parameters
 
     entries = registry()
     result = _entry_dict(entries[name]) if name in entries else {}

@@ -6,13 +6,23 @@ and writes).
 
 from __future__ import annotations
 
-import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from separate.cli.common import console, device_option, emit_json, json_option, set_threads, threads_option
+from separate.cli.common import (
+    console,
+    device_option,
+    emit_json,
+    json_option,
+    progress_bar,
+    set_threads,
+    threads_option,
+)
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 def train(
@@ -38,16 +48,17 @@ def train(
     as_json: bool = json_option,
 ) -> None:
     """Train a separation model from a recipe; writes config, log, states and model.safetensors to --out."""
-    from separate.train import check_recipe
-    from separate.train import train as run_training
+    from separate.runtime import rank_and_world
+    from separate.training import check_recipe
+    from separate.training import train as run_training
 
     set_threads(threads)
     overrides = list(overrides or [])
     if check:
         _show_check(check_recipe(recipe, overrides), as_json)
         return
-    main_process = int(os.environ.get("RANK", "0")) == 0
-    reporter = _rich_reporter(main_process)
+    main_process = rank_and_world()[0] == 0
+    reporter = RichReporter(main_process)
     try:
         summary = run_training(recipe, overrides, out=out, resume=resume, device=device, reporter=reporter)
     finally:
@@ -72,7 +83,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _show_check(checked: dict[str, Any], as_json: bool) -> None:
-    from separate.complexity import count_parameters
+    from separate.bench.complexity import count_parameters
 
     model, config = checked["model"], checked["config"]
     parameters = count_parameters(model) + count_parameters(checked["loss"])
@@ -94,67 +105,59 @@ def _show_check(checked: dict[str, Any], as_json: bool) -> None:
         console.print(line, markup=False, highlight=False)
 
 
-def _rich_reporter(enabled: bool) -> Any:
-    """A :class:`separate.train.Reporter` drawing a progress bar (terminal only) and one line per epoch."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class RichReporter:
+    """A :class:`separate.training.Reporter` for the terminal: a progress bar per epoch (on a terminal
+    only) and one line per epoch; with ``enabled=False`` (ranks other than 0) it shows nothing."""
 
-    from separate.train import Reporter
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.examples = 0
+        self.started = 0.0
 
-    class RichReporter(Reporter):
-        def __init__(self) -> None:
-            self.progress: Progress | None = None
-            self.task: Any = None
-            self.examples = 0
-            self.started = 0.0
-
-        def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
-            if not enabled or not console.is_terminal:
-                return
-            if self.progress is None:
-                self.progress = Progress(
-                    TextColumn("epoch {task.fields[epoch]}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3f}  {task.fields[speed]:.1f} ex/s"),
-                    TimeRemainingColumn(),
-                    console=console,
-                    transient=True,
-                )
-                self.progress.start()
-            if self.task is not None:
-                self.progress.remove_task(self.task)
-            self.task = self.progress.add_task(
-                "train", total=steps, epoch=f"{epoch}/{epochs}", loss=0.0, speed=0.0
+    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
+        if not self.enabled or not console.is_terminal:
+            return
+        if self.progress is None:
+            self.progress = progress_bar(
+                "epoch {task.fields[epoch]}",
+                counter="of",
+                extra="loss {task.fields[loss]:.3f}  {task.fields[speed]:.1f} ex/s",
             )
-            self.examples, self.started = 0, time.perf_counter()
+            self.progress.start()
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(
+            "train", total=steps, epoch=f"{epoch}/{epochs}", loss=0.0, speed=0.0
+        )
+        self.examples, self.started = 0, time.perf_counter()
 
-        def step_done(self, loss: float, examples: int) -> None:
-            if self.progress is None or self.task is None:
-                return
-            self.examples += examples
-            speed = self.examples / max(time.perf_counter() - self.started, 1e-9)
-            self.progress.update(self.task, advance=1, loss=loss, speed=speed)
+    def step_done(self, loss: float, examples: int) -> None:
+        if self.progress is None or self.task is None:
+            return
+        self.examples += examples
+        speed = self.examples / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, advance=1, loss=loss, speed=speed)
 
-        def epoch_done(self, record: dict[str, Any]) -> None:
-            if not enabled:
-                return
-            mark = " [green]best[/green]" if record["best"] else ""
-            console.print(
-                f"epoch {record['epoch']}: train {record['train_loss']:.3f}, "
-                f"valid {record['valid_loss']:.3f}, SI-SNRi {record['valid_si_snri']:.2f} dB, "
-                f"lr {record['lr']:.3g}, {record['seconds']:.1f} s{mark}"
-            )
+    def epoch_done(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        mark = " [green]best[/green]" if record["best"] else ""
+        console.print(
+            f"epoch {record['epoch']}: train {record['train_loss']:.3f}, "
+            f"valid {record['valid_loss']:.3f}, SI-SNRi {record['valid_si_snri']:.2f} dB, "
+            f"lr {record['lr']:.3g}, {record['seconds']:.1f} s{mark}"
+        )
 
-        def message(self, text: str) -> None:
-            if enabled:
-                console.print(text, markup=False)
+    def message(self, text: str) -> None:
+        if self.enabled:
+            console.print(text, markup=False)
 
-        def close(self) -> None:
-            if self.progress is not None:
-                self.progress.stop()
-                self.progress = None
-
-    return RichReporter()
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from separate.data._base import Item, SeparationDataset
+from separate.data._base import STANDARD_SPLITS, Item, SeparationDataset
 from separate.data.augment import (
     ChannelSwap,
     Compose,
@@ -64,18 +64,6 @@ __all__ = [
     "write_synthetic_corpus",
 ]
 
-_SYNTHETIC_SPLITS = {
-    "train": "train",
-    "tr": "train",
-    "valid": "valid",
-    "validation": "valid",
-    "val": "valid",
-    "cv": "valid",
-    "dev": "valid",
-    "test": "test",
-    "tt": "test",
-}
-
 
 def _wham(root: Any, split: str, **kwargs: Any) -> WsjMixDataset:
     kwargs.setdefault("task", "sep_noisy")
@@ -83,11 +71,11 @@ def _wham(root: Any, split: str, **kwargs: Any) -> WsjMixDataset:
 
 
 def _synthetic(root: Any, split: str, **kwargs: Any) -> SyntheticMixDataset:
-    if split not in _SYNTHETIC_SPLITS:
+    if split not in STANDARD_SPLITS:
         raise SeparateError(
-            f"unknown split '{split}' for synthetic data (known: {', '.join(_SYNTHETIC_SPLITS)})"
+            f"unknown split '{split}' for synthetic data (known: {', '.join(STANDARD_SPLITS)})"
         )
-    kwargs["seed"] = split_seed(kwargs.get("seed", 0), _SYNTHETIC_SPLITS[split])
+    kwargs["seed"] = split_seed(kwargs.get("seed", 0), STANDARD_SPLITS[split])
     return SyntheticMixDataset(**kwargs)
 
 

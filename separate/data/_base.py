@@ -18,11 +18,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from separate.data._audio import downmix, probe, read_span, target_length
+from separate.audio import downmix, probe, read_span, resampled_length
 from separate.data.augment import Augmentation, build_augmentation
 from separate.errors import SeparateError
+from separate.runtime import mix_seed
 
 SHORT_POLICIES = ("drop", "pad")
+#: Names of the train / valid / test splits of layouts that have exactly these three (MUSDB18, synthetic).
+STANDARD_SPLITS = {
+    "train": "train",
+    "tr": "train",
+    "valid": "valid",
+    "validation": "valid",
+    "val": "valid",
+    "cv": "valid",
+    "dev": "valid",
+    "test": "test",
+    "tt": "test",
+}
 
 
 @dataclass(frozen=True)
@@ -52,12 +65,6 @@ def check_lengths(item_name: str, paths: Sequence[str]) -> tuple[int, int]:
                 f"but {path} has {info.frames}"
             )
     return first.frames, first.rate
-
-
-def item_seed(seed: int, *keys: int) -> int:
-    """A well-mixed 63-bit seed from a dataset's ``seed`` and non-negative ``keys`` (item index...)."""
-    state = np.random.SeedSequence([seed, *keys]).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 31 ^ int(state[1])
 
 
 class SeparationDataset(Dataset):
@@ -129,7 +136,7 @@ class SeparationDataset(Dataset):
         self.noisy = noisy
         self.seed = seed
         self.examples_per_item = examples_per_item
-        self.lengths = [target_length(item.frames, item.rate, self.sample_rate) for item in self.items]
+        self.lengths = [resampled_length(item.frames, item.rate, self.sample_rate) for item in self.items]
         self.kept = self._select_items()
         self.channels = 1 if mono else self._probe_channels(self.items[0])
         self.augment = build_augmentation(augment, self)
@@ -164,7 +171,7 @@ class SeparationDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Restart the main-process stream of random crops at ``epoch`` (see :meth:`generator`)."""
-        self._stream = torch.Generator().manual_seed(item_seed(self.seed, epoch, 1))
+        self._stream = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 1))
 
     def generator(self, index: int) -> torch.Generator:
         """Randomness for example ``index``.
@@ -175,7 +182,7 @@ class SeparationDataset(Dataset):
         """
         generator = torch.Generator()
         if not self.random_crops:
-            return generator.manual_seed(item_seed(self.seed, index))
+            return generator.manual_seed(mix_seed(self.seed, index))
         source = None if get_worker_info() is not None else self._stream
         return generator.manual_seed(int(torch.randint(0, 2**62, (1,), generator=source).item()))
 

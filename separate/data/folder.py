@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from separate.data._audio import AUDIO_EXTENSIONS
+from separate.audio import AUDIO_EXTENSIONS
 from separate.data._base import Item, SeparationDataset, check_lengths, resolve_options, resolve_root
 from separate.errors import SeparateError
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from separate.data._audio import read_span
+from separate.audio import read_span
 from separate.data._base import (
+    STANDARD_SPLITS,
     Item,
     SeparationDataset,
     check_lengths,
@@ -57,16 +58,6 @@ VALIDATION_TRACKS = (
     "Traffic Experiment - Sirens",
 )
 VALIDATION_MODES = ("musdb", "random", "none")
-SPLIT_ALIASES = {
-    "train": "train",
-    "valid": "valid",
-    "validation": "valid",
-    "val": "valid",
-    "cv": "valid",
-    "dev": "valid",
-    "test": "test",
-    "tt": "test",
-}
 
 
 def select_tracks(
@@ -106,23 +97,13 @@ def _target_indices(targets: Sequence[str]) -> list[list[int]]:
     return [[STEMS.index(stem) for stem in TARGET_STEMS[target]] for target in targets]
 
 
-def _subset_and_split(split: str, root: str) -> tuple[str, str]:
-    name = split_name(split, SPLIT_ALIASES, root)
-    return ("test" if name == "test" else "train"), name
+class _MusdbTracks(SeparationDataset):
+    """What MUSDB18 and MUSDB18-HQ share: the ``train``/``valid``/``test`` splits of the tracks and the
+    targets as sums of stems. A subclass lists the tracks of a subset and indexes one track."""
 
-
-class MusdbHQDataset(SeparationDataset):
-    """MUSDB18-HQ wav folders.
-
-    Args:
-        root: folder holding ``train`` and ``test``.
-        split: ``train``, ``valid`` (both from the training tracks) or ``test``.
-        targets: output sources, stems or ``accompaniment`` (default vocals + accompaniment).
-        validation: ``musdb`` (14 named tracks), ``random`` or ``none``; see :func:`select_tracks`.
-        valid_fraction, split_seed: the random split's size and seed.
-        **options: shared options of :class:`SeparationDataset` (music usually wants
-            ``segment``, ``examples_per_item`` crops per track, ``augment="music"``).
-    """
+    #: The format's name and the files expected under ``root/{train,test}``, for error messages.
+    label = ""
+    expected = ""
 
     def __init__(
         self,
@@ -135,30 +116,60 @@ class MusdbHQDataset(SeparationDataset):
         split_seed: int = 42,
         **options: Any,
     ) -> None:
-        root = resolve_root(root, "MUSDB18-HQ")
-        subset, split = _subset_and_split(split, root)
+        root = resolve_root(root, self.label)
+        split = split_name(split, STANDARD_SPLITS, root)
+        subset = "test" if split == "test" else "train"
         subset_dir = os.path.join(root, subset)
         if not os.path.isdir(subset_dir):
             raise SeparateError(
-                f"no {subset} folder under {root} (expected {root}/{{train,test}}/<track>/*.wav)"
+                f"no {subset} folder under {root} (expected {root}/{{train,test}}/{self.expected})"
             )
-        names = sorted(n for n in os.listdir(subset_dir) if os.path.isdir(os.path.join(subset_dir, n)))
+        names = self._track_names(root, subset)
         if subset == "train":
             names = select_tracks(names, split, validation, valid_fraction, split_seed)
-        items = []
-        for name in names:
-            folder = os.path.join(subset_dir, name)
-            mixture = os.path.join(folder, "mixture.wav")
-            components = tuple(os.path.join(folder, f"{stem}.wav") for stem in STEMS)
-            frames, rate = check_lengths(name, [mixture, *components])
-            items.append(Item(name, components, mixture, frames, rate))
         super().__init__(
-            items,
+            [self._item(subset_dir, name) for name in names],
             list(targets),
             targets=_target_indices(targets),
             where=f"{subset_dir} ({split} split)",
             **resolve_options(options, training=split == "train"),
         )
+
+    def _track_names(self, root: str, subset: str) -> list[str]:
+        """Names of the tracks of ``subset`` (``train`` or ``test``), sorted."""
+        raise NotImplementedError
+
+    def _item(self, subset_dir: str, name: str) -> Item:
+        """The indexed files of one track."""
+        raise NotImplementedError
+
+
+class MusdbHQDataset(_MusdbTracks):
+    """MUSDB18-HQ wav folders.
+
+    Args:
+        root: folder holding ``train`` and ``test``.
+        split: ``train``, ``valid`` (both from the training tracks) or ``test``.
+        targets: output sources, stems or ``accompaniment`` (default vocals + accompaniment).
+        validation: ``musdb`` (14 named tracks), ``random`` or ``none``; see :func:`select_tracks`.
+        valid_fraction, split_seed: the random split's size and seed.
+        **options: shared options of :class:`SeparationDataset` (music usually wants
+            ``segment``, ``examples_per_item`` crops per track, ``augment="music"``).
+    """
+
+    label = "MUSDB18-HQ"
+    expected = "<track>/*.wav"
+
+    def _track_names(self, root: str, subset: str) -> list[str]:
+        subset_dir = os.path.join(root, subset)
+        return sorted(n for n in os.listdir(subset_dir) if os.path.isdir(os.path.join(subset_dir, n)))
+
+    def _item(self, subset_dir: str, name: str) -> Item:
+        folder = os.path.join(subset_dir, name)
+        mixture = os.path.join(folder, "mixture.wav")
+        components = tuple(os.path.join(folder, f"{stem}.wav") for stem in STEMS)
+        frames, rate = check_lengths(name, [mixture, *components])
+        return Item(name, components, mixture, frames, rate)
 
 
 def _import_musdb() -> Any:
@@ -172,53 +183,31 @@ def _import_musdb() -> Any:
     return musdb
 
 
-class MusdbDataset(SeparationDataset):
+class MusdbDataset(_MusdbTracks):
     """MUSDB18 ``.stem.mp4`` files, indexed by ``musdb.DB`` and decoded with ``stempeg``.
 
     Same arguments as :class:`MusdbHQDataset`. Each read decodes only the needed span (ffmpeg
     seeks), at the file's rate; resampling to ``sample_rate`` is done here with soxr.
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        split: str = "train",
-        *,
-        targets: Sequence[str] = ("vocals", "accompaniment"),
-        validation: str = "musdb",
-        valid_fraction: float = 0.25,
-        split_seed: int = 42,
-        **options: Any,
-    ) -> None:
-        root = resolve_root(root, "MUSDB18")
-        subset, split = _subset_and_split(split, root)
-        if not os.path.isdir(os.path.join(root, subset)):
-            raise SeparateError(
-                f"no {subset} folder under {root} (expected {root}/{{train,test}}/*.stem.mp4)"
-            )
+    label = "MUSDB18"
+    expected = "*.stem.mp4"
+
+    def _track_names(self, root: str, subset: str) -> list[str]:
         musdb = _import_musdb()
-        tracks = {track.name: track for track in musdb.DB(root=root, subsets=subset, is_wav=False).tracks}
-        names = sorted(tracks)
-        if subset == "train":
-            names = select_tracks(names, split, validation, valid_fraction, split_seed)
-        self._infos = {}
-        items = []
-        for name in names:
-            track = tracks[name]
-            self._infos[track.path] = track.info
-            channels = set(track.info.channels_streams)
-            if track.info.nb_audio_streams < 1 + len(STEMS) or len(channels) != 1:
-                raise SeparateError(f"{track.path} is not a MUSDB18 stem file (5 streams of equal channels)")
-            items.append(
-                Item(name, (track.path,) * len(STEMS), track.path, int(track.samples), int(track.rate))
-            )
-        super().__init__(
-            items,
-            list(targets),
-            targets=_target_indices(targets),
-            where=f"{os.path.join(root, subset)} ({split} split)",
-            **resolve_options(options, training=split == "train"),
-        )
+        self._tracks = {
+            track.name: track for track in musdb.DB(root=root, subsets=subset, is_wav=False).tracks
+        }
+        self._infos: dict[str, Any] = {}
+        return sorted(self._tracks)
+
+    def _item(self, subset_dir: str, name: str) -> Item:
+        track = self._tracks[name]
+        self._infos[track.path] = track.info
+        channels = set(track.info.channels_streams)
+        if track.info.nb_audio_streams < 1 + len(STEMS) or len(channels) != 1:
+            raise SeparateError(f"{track.path} is not a MUSDB18 stem file (5 streams of equal channels)")
+        return Item(name, (track.path,) * len(STEMS), track.path, int(track.samples), int(track.rate))
 
     def _probe_channels(self, item: Item) -> int:
         return int(self._infos[item.mixture].channels_streams[0])

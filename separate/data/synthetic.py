@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from separate.data._sounds import MUSIC_STEMS, background_noise, music_stems, pan, speakers, speech_like
 from separate.errors import SeparateError
+from separate.runtime import mix_seed
 
 KINDS = ("speech", "music")
 
@@ -32,7 +33,7 @@ def split_seed(seed: int, split: str) -> int:
     number = {"train": 0, "valid": 1, "test": 2}.get(split)
     if number is None:
         raise SeparateError(f"unknown synthetic split '{split}' (known: train, valid, test)")
-    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+    return mix_seed(seed, number, bits=32)
 
 
 class SyntheticMixDataset(Dataset):

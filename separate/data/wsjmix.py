@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from separate.data._audio import AUDIO_EXTENSIONS
+from separate.audio import AUDIO_EXTENSIONS
 from separate.data._base import (
     Item,
     SeparationDataset,

@@ -14,13 +14,12 @@ from __future__ import annotations
 import functools
 import itertools
 
-import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from separate.errors import SeparateError
 from separate.losses.sisnr import PairLoss, pairwise
+from separate.measures import hungarian
 
 #: Largest J for which exhaustive PIT is allowed (8! = 40 320 permutations).
 MAX_EXHAUSTIVE_SOURCES = 8
@@ -67,19 +66,14 @@ def exhaustive_pit(pair_loss: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def hungarian_permutation(pair_loss: Tensor) -> Tensor:
-    """Optimal assignment per item with ``scipy.optimize.linear_sum_assignment`` (no gradient).
+    """Optimal assignment per item with :func:`separate.measures.hungarian` (no gradient).
 
     ``pair_loss: [B, J, J]`` (rows estimates, columns targets) -> ``perm: LongTensor [B, J]``.
     Non-finite entries are treated as very large costs so a diverged batch still gets an assignment.
     """
     _check_square(pair_loss)
     costs = pair_loss.detach().transpose(1, 2).to("cpu", torch.float64).numpy()
-    costs = np.nan_to_num(costs, nan=1e30, posinf=1e30, neginf=-1e30)
-    perm = np.empty(costs.shape[:2], dtype=np.int64)
-    for item, cost in enumerate(costs):
-        _, columns = linear_sum_assignment(cost)
-        perm[item] = columns
-    return torch.from_numpy(perm).to(pair_loss.device)
+    return torch.from_numpy(hungarian(costs)).to(pair_loss.device)
 
 
 def gather_assigned(pair_loss: Tensor, perm: Tensor) -> Tensor:

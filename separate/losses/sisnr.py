@@ -1,8 +1,7 @@
-"""Signal-level measures (SI-SNR, SNR, MSE), their negative versions as losses, and pairwise matrices.
+"""Losses from the shared signal measures: negative SI-SNR, negative SNR, MSE, and pairwise loss matrices.
 
-All measures take ``est, tgt: [..., T]`` and return ``[...]``. SI-SNR and SNR follow SPEC §1.1:
-zero-mean both signals (on by default), ``eps = 1e-8`` in the projection denominator, in the
-noise energy and inside the logarithm.
+All losses take ``est, tgt: [..., T]`` and return ``[...]`` (lower is better). SI-SNR and SNR
+themselves live in :mod:`separate.measures` (the evaluation and the engine use them too).
 
 :func:`pairwise` builds the ``[B, J, J]`` matrix of a loss between every estimate (rows) and every
 target (columns). The named losses are computed from inner products (one batched matrix product
@@ -18,47 +17,27 @@ import torch
 from torch import Tensor
 
 from separate.errors import SeparateError
+from separate.measures import EPS, gram_statistics, pairwise_si_snr, prepare, si_snr, snr
 
-EPS = 1e-8
+__all__ = [
+    "EPS",
+    "LOSSES",
+    "PairLoss",
+    "mse",
+    "neg_si_snr",
+    "neg_snr",
+    "pairwise",
+    "resolve_loss",
+    "si_snr",
+    "snr",
+]
 
 PairLoss = Callable[[Tensor, Tensor], Tensor]
 
 
-def _prepare(est: Tensor, tgt: Tensor, zero_mean: bool) -> tuple[Tensor, Tensor]:
-    if est.shape[-1] != tgt.shape[-1]:
-        raise SeparateError(
-            f"estimates have {est.shape[-1]} samples but targets have {tgt.shape[-1]}; they must match"
-        )
-    if est.dtype in (torch.float16, torch.bfloat16):
-        est = est.float()
-    if tgt.dtype in (torch.float16, torch.bfloat16):
-        tgt = tgt.float()
-    if zero_mean:
-        est = est - est.mean(dim=-1, keepdim=True)
-        tgt = tgt - tgt.mean(dim=-1, keepdim=True)
-    return est, tgt
-
-
-def si_snr(est: Tensor, tgt: Tensor, zero_mean: bool = True, eps: float = EPS) -> Tensor:
-    """Scale-invariant SNR in dB. ``est, tgt: [..., T]`` (broadcastable) -> ``[...]``."""
-    est, tgt = _prepare(est, tgt, zero_mean)
-    alpha = (est * tgt).sum(-1, keepdim=True) / (tgt.pow(2).sum(-1, keepdim=True) + eps)
-    projection = alpha * tgt
-    noise = est - projection
-    ratio = projection.pow(2).sum(-1) / (noise.pow(2).sum(-1) + eps)
-    return 10 * torch.log10(ratio + eps)
-
-
-def snr(est: Tensor, tgt: Tensor, zero_mean: bool = True, eps: float = EPS) -> Tensor:
-    """Plain SNR in dB (target not rescaled). ``est, tgt: [..., T]`` -> ``[...]``."""
-    est, tgt = _prepare(est, tgt, zero_mean)
-    ratio = tgt.pow(2).sum(-1) / ((est - tgt).pow(2).sum(-1) + eps)
-    return 10 * torch.log10(ratio + eps)
-
-
 def mse(est: Tensor, tgt: Tensor) -> Tensor:
     """Mean squared error over time (no zero-mean: a DC error is an error). ``[..., T]`` -> ``[...]``."""
-    est, tgt = _prepare(est, tgt, zero_mean=False)
+    est, tgt = prepare(est, tgt, zero_mean=False)
     return (est - tgt).pow(2).mean(-1)
 
 
@@ -85,36 +64,18 @@ def resolve_loss(loss: str | PairLoss) -> PairLoss:
     return LOSSES[loss]
 
 
-def _gram_statistics(est: Tensor, tgt: Tensor, zero_mean: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Inner products ``<e_i, s_j>: [B, J, J]``, energies ``|e_i|^2: [B, J, 1]`` and ``|s_j|^2: [B, 1, J]``.
-
-    Accumulated in float64 (float32 on MPS, which has no float64).
-    """
-    est, tgt = _prepare(est, tgt, zero_mean)
-    wide = torch.float32 if est.device.type == "mps" else torch.float64
-    est, tgt = est.to(wide), tgt.to(wide)
-    cross = torch.einsum("bit,bjt->bij", est, tgt)
-    est_energy = est.pow(2).sum(-1).unsqueeze(-1)
-    tgt_energy = tgt.pow(2).sum(-1).unsqueeze(-2)
-    return cross, est_energy, tgt_energy
-
-
 def _pairwise_neg_si_snr(est: Tensor, tgt: Tensor) -> Tensor:
-    cross, est_energy, tgt_energy = _gram_statistics(est, tgt, zero_mean=True)
-    alpha = cross / (tgt_energy + EPS)
-    projection_energy = alpha.pow(2) * tgt_energy
-    noise_energy = (est_energy - 2 * alpha * cross + projection_energy).clamp_min(0)
-    return -10 * torch.log10(projection_energy / (noise_energy + EPS) + EPS)
+    return -pairwise_si_snr(est, tgt)
 
 
 def _pairwise_neg_snr(est: Tensor, tgt: Tensor) -> Tensor:
-    cross, est_energy, tgt_energy = _gram_statistics(est, tgt, zero_mean=True)
+    cross, est_energy, tgt_energy = gram_statistics(est, tgt, zero_mean=True)
     noise_energy = (est_energy - 2 * cross + tgt_energy).clamp_min(0)
     return -10 * torch.log10(tgt_energy / (noise_energy + EPS) + EPS)
 
 
 def _pairwise_mse(est: Tensor, tgt: Tensor) -> Tensor:
-    cross, est_energy, tgt_energy = _gram_statistics(est, tgt, zero_mean=False)
+    cross, est_energy, tgt_energy = gram_statistics(est, tgt, zero_mean=False)
     return (est_energy - 2 * cross + tgt_energy).clamp_min(0) / est.shape[-1]
 
 
@@ -148,8 +109,3 @@ def pairwise(loss: str | PairLoss, est: Tensor, tgt: Tensor) -> Tensor:
         out_dtype = torch.promote_types(est.dtype, torch.float32)
         return fast(est, tgt).to(out_dtype)
     return loss_fn(est.unsqueeze(2), tgt.unsqueeze(1))
-
-
-def pairwise_neg_sisnr(est: Tensor, tgt: Tensor) -> Tensor:
-    """``[B, J, T], [B, J, T] -> [B, J, J]`` negative SI-SNR, rows estimates, columns targets."""
-    return pairwise("sisnr", est, tgt)

@@ -1,7 +1,11 @@
 """Registry of architectures and named presets.
 
 Each model module defines ``ARCHITECTURES`` (name -> class) and ``PRESETS`` (preset name ->
-``{"architecture": name, **kwargs}``); this package gathers them.
+``{"architecture": name, **kwargs}``); this package gathers them. Shared pieces: :mod:`.base` (the
+model contract), :mod:`.layers` (norms, attention, dual-path segmentation), :mod:`.filterbanks`
+(encoders and decoders), :mod:`.masking` (the encoder -> masker -> decoder base). Families:
+:mod:`.convtasnet`, :mod:`.tasnet` (TasNet, LTL), :mod:`.dualpath` (DPRNN, DPTNet, GALR),
+:mod:`.tdanet` (+ :mod:`.tdanet_layers`), :mod:`.waveunet`, :mod:`.waveunet_lite`.
 
     >>> from separate import models
     >>> model = models.build("convtasnet", sources=3)
@@ -19,7 +23,7 @@ from separate.models.base import SeparationModel, source_names
 
 __all__ = ["ARCHITECTURES", "PRESETS", "SeparationModel", "build", "source_names"]
 
-_MODULES = ("convtasnet", "tasnet", "dualpath", "tdanet", "waveunet")
+_MODULES = ("convtasnet", "tasnet", "dualpath", "tdanet", "waveunet", "waveunet_lite")
 
 
 def _gather() -> tuple[dict[str, type[SeparationModel]], dict[str, dict[str, Any]]]:

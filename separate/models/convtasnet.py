@@ -20,9 +20,9 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from separate.models.base import SeparationModel
 from separate.models.filterbanks import ConvDecoder, make_encoder
 from separate.models.layers import make_norm
+from separate.models.masking import MaskingSeparator
 
 
 class TemporalBlock(nn.Module):
@@ -100,8 +100,11 @@ class TemporalConvNet(nn.Module):
         return F.relu(masks).view(frames.shape[0], self.n_src, frames.shape[1], frames.shape[2])
 
 
-class ConvTasNet(SeparationModel):
-    """Conv-TasNet. mix: [B, 1, T] -> [B, J, 1, T]."""
+class ConvTasNet(MaskingSeparator):
+    """Conv-TasNet: learned (or gated, MP-GTF) encoder -> TCN masker -> learned decoder.
+
+    mix: [B, 1, T] -> [B, J, 1, T].
+    """
 
     architecture = "convtasnet"
     permutation_invariant = True
@@ -134,11 +137,6 @@ class ConvTasNet(SeparationModel):
         context_frames = 1 + repeats * sum((conv_kernel - 1) * 2**b for b in range(blocks))
         self.receptive_field = (context_frames - 1) * stride + kernel_size
         self.default_segment = 4.0
-
-    def forward(self, mix: Tensor) -> Tensor:
-        frames = self.encoder(mix)  # [B, N, T']
-        masks = self.masker(frames)  # [B, J, N, T']
-        return self.decoder(masks * frames.unsqueeze(1), mix.shape[-1]).unsqueeze(2)
 
 
 ARCHITECTURES = {"convtasnet": ConvTasNet}

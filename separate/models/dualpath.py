@@ -47,9 +47,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from separate.errors import SeparateError
-from separate.models.base import SeparationModel
 from separate.models.filterbanks import ConvDecoder, make_encoder
 from separate.models.layers import PositionalEncoding, make_norm, overlap_add, segment
+from separate.models.masking import MaskingSeparator
 
 
 def to_sequences(chunks: Tensor, path: str) -> Tensor:
@@ -213,7 +213,7 @@ class MaskHead(nn.Module):
         return F.relu(gated).reshape(batch, self.n_src, dim, frames)
 
 
-class DualPathSeparator(SeparationModel):
+class DualPathSeparator(MaskingSeparator):
     """Encoder -> [bottleneck] -> segmentation -> blocks -> mask head -> decoder.
 
     mix: [B, 1, T] -> [B, J, 1, T].
@@ -256,18 +256,12 @@ class DualPathSeparator(SeparationModel):
         self.receptive_field = None  # recurrence / attention across all chunks
         self.default_segment = 4.0
 
-    def forward(self, mix: Tensor) -> Tensor:
-        """mix: [B, 1, T] -> estimates: [B, J, 1, T]."""
-        if mix.dim() != 3 or mix.shape[1] != 1:
-            raise SeparateError(
-                f"{self.architecture} takes mono audio shaped [batch, 1, time], got {list(mix.shape)}."
-            )
-        frames = self.encoder(mix)  # [B, D, I]
-        chunks, n_frames = segment(self.bottleneck(frames), self.chunk_size)  # [B, D, K, S]
+    def estimate_masks(self, features: Tensor) -> Tensor:
+        """frames [B, D, I] -> [bottleneck] -> chunks [B, D, K, S] -> blocks -> masks [B, J, D, I]."""
+        chunks, n_frames = segment(self.bottleneck(features), self.chunk_size)
         for block in self.blocks:
             chunks = block(chunks)
-        masks = self.mask_head(chunks, n_frames)  # [B, J, D, I]
-        return self.decoder(frames.unsqueeze(1) * masks, mix.shape[-1]).unsqueeze(2)
+        return self.mask_head(chunks, n_frames)
 
 
 def _check_heads(dim: int, heads: int) -> None:

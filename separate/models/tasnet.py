@@ -41,7 +41,6 @@ import torch
 from torch import Tensor, nn
 
 from separate.errors import SeparateError
-from separate.models.base import SeparationModel
 from separate.models.filterbanks import ConvDecoder, make_encoder, normalise_segments
 from separate.models.layers import (
     INITIALISERS,
@@ -49,6 +48,7 @@ from separate.models.layers import (
     init_transformer_weights,
     pad_to_multiple,
 )
+from separate.models.masking import MaskingSeparator
 
 MASK_ACTIVATIONS = ("softmax", "sigmoid", "relu")
 TASNET_ENCODERS = ("gated", "mpgtf")
@@ -130,7 +130,7 @@ class TasNetSeparator(nn.Module):
         return self.after(self.transformer(self.before(x)))
 
 
-class TasNet(SeparationModel):
+class TasNet(MaskingSeparator):
     """TasNet with an LSTM (optionally LSTM-transformer-LSTM) separator. mix: [B, 1, T] -> [B, J, 1, T].
 
     ``lstm_layers`` LSTMs -> ``n_transformer_layers`` transformer layers -> ``lstm_layers_after`` LSTMs;
@@ -202,25 +202,28 @@ class TasNet(SeparationModel):
             return torch.sigmoid(logits)
         return torch.relu(logits)
 
-    def forward(self, mix: Tensor) -> Tensor:
-        """mix: [B, 1, T] -> est: [B, J, 1, T]."""
-        if mix.dim() != 3 or mix.shape[1] != 1:
-            raise SeparateError(f"TasNet takes mono audio shaped [batch, 1, samples], got {list(mix.shape)}.")
-        length = mix.shape[-1]
+    def pad(self, mix: Tensor) -> tuple[Tensor, int]:
+        """Zeros up to a whole number of segments (one segment for an empty input): [B, 1, K·L]."""
         padded, _ = pad_to_multiple(mix, self.segment_length)
         if padded.shape[-1] == 0:
             padded = mix.new_zeros(mix.shape[0], 1, self.segment_length)
-        if self.normalise:
-            padded, norms = normalise_segments(padded, self.segment_length)  # norms: [B, 1, K]
-        weights = self.encoder(padded)  # [B, N, K]
-        hidden = self.separator(self.norm(weights.transpose(1, 2)))  # [B, K, d]
+        return padded, 0
+
+    def encode(self, wav: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder weights of the (normalised) segments, and the same scaled back by the segment norms."""
+        if not self.normalise:
+            weights = self.encoder(wav)
+            return weights, weights
+        normalised, norms = normalise_segments(wav, self.segment_length)  # norms: [B, 1, K]
+        weights = self.encoder(normalised)  # [B, N, K]
+        return weights, weights * norms
+
+    def estimate_masks(self, features: Tensor) -> Tensor:
+        """LayerNorm -> separator -> Linear -> activation: weights [B, N, K] -> masks [B, J, N, K]."""
+        hidden = self.separator(self.norm(features.transpose(1, 2)))  # [B, K, d]
         batch, segments = hidden.shape[:2]
         logits = self.mask_head(hidden).view(batch, segments, self.n_src, self.n_filters)
-        masks = self.masks(logits).permute(0, 2, 3, 1)  # [B, J, N, K]
-        if self.normalise:
-            weights = weights * norms
-        est = self.decoder(masks * weights.unsqueeze(1), padded.shape[-1])  # [B, J, K·L]
-        return est[..., :length].unsqueeze(2)
+        return self.masks(logits).permute(0, 2, 3, 1)
 
 
 class LTL(TasNet):

@@ -8,14 +8,13 @@ gloo (that is how the test suite runs two processes on one machine).
 from __future__ import annotations
 
 import datetime
-import os
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from separate.engine import select_device
 from separate.errors import SeparateError
+from separate.runtime import local_rank, rank_and_world, select_device
 
 
 class Distributed:
@@ -27,16 +26,14 @@ class Distributed:
     @classmethod
     def setup(cls, device: str = "auto", timeout_s: float = 1800.0) -> Distributed:
         """Join the process group that ``torchrun`` describes in the environment, if any."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank, world = rank_and_world()
         if world <= 1:
             return cls(0, 1, select_device(device))
-        rank = int(os.environ["RANK"])
-        local_rank = int(os.environ.get("LOCAL_RANK", rank))
         use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         if use_cuda:
             if not torch.cuda.is_available():
                 raise SeparateError(f"device '{device}' requested but CUDA is not available on this machine")
-            chosen = torch.device("cuda", local_rank % torch.cuda.device_count())
+            chosen = torch.device("cuda", local_rank(rank) % torch.cuda.device_count())
             torch.cuda.set_device(chosen)
             backend = "nccl"
         elif device in ("auto", "cpu"):

@@ -26,16 +26,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from separate import checkpoints
 from separate.errors import SeparateError
+from separate.runtime import mix_seed
 from separate.training import data as data_setup
 from separate.training.components import build_loss_module, build_model, load_initial_weights
 from separate.training.distributed import Distributed
-from separate.training.objective import Objective, si_snr_improvement
+from separate.training.objective import Objective, per_item, si_snr_improvement
 from separate.training.schedules import EarlyStopping, build_schedule
 from separate.training.state import capture_rng, restore_rng, save_state, seed_everything
 
@@ -60,12 +60,6 @@ class Reporter:
         """A one-line note (resuming, early stop...)."""
 
 
-def derived_seed(*numbers: int) -> int:
-    """A well-mixed 63-bit seed from several integers (seed, epoch, rank...)."""
-    state = np.random.SeedSequence([n & 0xFFFFFFFF for n in numbers]).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
-
-
 class RunPaths:
     """Where a run keeps its files."""
 
@@ -79,7 +73,7 @@ class RunPaths:
 
 
 class Trainer:
-    """One training run of a resolved config (see :func:`separate.train.train` for the entry point)."""
+    """One training run of a resolved config (see :func:`separate.training.train` for the entry point)."""
 
     def __init__(
         self, config: dict[str, Any], paths: RunPaths, dist: Distributed, reporter: Reporter
@@ -141,7 +135,7 @@ class Trainer:
             data["num_workers"],
             train["seed"],
         )
-        seed_everything(derived_seed(train["seed"], dist.rank))
+        seed_everything(mix_seed(train["seed"], dist.rank))
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -186,9 +180,7 @@ class Trainer:
         if len(state["rng"]) == self.dist.world:
             restore_rng(state["rng"][self.dist.rank])
         else:
-            seed_everything(
-                derived_seed(self.train_cfg["seed"], self.dist.rank, self.epoch, self.step_in_epoch)
-            )
+            seed_everything(mix_seed(self.train_cfg["seed"], self.dist.rank, self.epoch, self.step_in_epoch))
             self.reporter.message(
                 f"the state was written by {len(state['rng'])} process(es), this run has {self.dist.world}: "
                 "random streams restart, so the result will not be bit-identical to an uninterrupted run"
@@ -251,8 +243,6 @@ class Trainer:
         mix, sources, lengths = self._batch(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss, metrics = self.step_module(mix, sources, lengths)
-        if self.config["debug"]["nan_at_step"] == self.global_step + 1:
-            loss = loss * float("nan")
         if not self.dist.all_true(bool(torch.isfinite(loss.detach()))):
             raise self._diverged("training loss", float(loss.detach()))
         if self.scaler is not None:
@@ -299,8 +289,7 @@ class Trainer:
             mix, sources, lengths = self._batch(batch)
             if bool((lengths < mix.shape[-1]).any()):
                 parts = [
-                    (mix[i : i + 1, :, :n], sources[i : i + 1, ..., :n], lengths[i : i + 1])
-                    for i, n in enumerate(lengths.tolist())
+                    (*item, lengths[i : i + 1]) for i, item in enumerate(per_item(lengths, mix, sources))
                 ]
             else:
                 parts = [(mix, sources, lengths)]
@@ -330,7 +319,7 @@ class Trainer:
             self.sampler,
             self.data_cfg["batch_size"],
             self.data_cfg["num_workers"],
-            derived_seed(self.train_cfg["seed"], self.epoch, self.dist.rank),
+            mix_seed(self.train_cfg["seed"], self.epoch, self.dist.rank),
         )
         self.reporter.epoch_started(
             self.epoch + 1, self.train_cfg["epochs"], len(loader) + self.step_in_epoch

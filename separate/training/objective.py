@@ -32,14 +32,10 @@ def center_window(signals: Tensor, window: int) -> Tensor:
     return signals[..., start : start + window]
 
 
-def _items(est: Tensor, tgt: Tensor, lengths: Tensor) -> list[tuple[Tensor, Tensor]] | None:
-    """Per-item crops ``([1, S, L], [1, S, L])`` when lengths differ; None when all are full length."""
-    length = est.shape[-1]
-    if bool((lengths >= length).all()):
-        return None
-    return [
-        (est[i : i + 1, :, : int(n)], tgt[i : i + 1, :, : int(n)]) for i, n in enumerate(lengths.tolist())
-    ]
+def per_item(lengths: Tensor, *signals: Tensor) -> list[tuple[Tensor, ...]]:
+    """The items of a zero-padded batch, each cut to its own length: for item ``i``, the tuple of
+    ``x[i : i + 1, ..., : lengths[i]]`` over ``signals`` (every one ``[B, ..., T]``)."""
+    return [tuple(x[i : i + 1, ..., :n] for x in signals) for i, n in enumerate(lengths.tolist())]
 
 
 def _mean_metrics(all_metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -89,11 +85,10 @@ class Objective(nn.Module):
         est_f = center_window(fold_channels(est), self.loss_window)
         tgt_f = center_window(fold_channels(sources), self.loss_window)
         lengths = lengths.repeat_interleave(channels) if channels > 1 else lengths
-        items = _items(est_f, tgt_f, lengths) if not self.loss_window else None
-        if items is None:
+        if self.loss_window or bool((lengths >= est_f.shape[-1]).all()):
             result = self.loss(est_f, tgt_f)
             return result.loss, dict(result.metrics)
-        results = [self.loss(e, t) for e, t in items]
+        results = [self.loss(e, t) for e, t in per_item(lengths, est_f, tgt_f)]
         return torch.stack([r.loss for r in results]).mean(), _mean_metrics([r.metrics for r in results])
 
     def forward(self, mix: Tensor, sources: Tensor, lengths: Tensor) -> tuple[Tensor, dict[str, Any]]:
@@ -118,10 +113,7 @@ def si_snr_improvement(
     if window or bool((lengths >= est_f.shape[-1]).all()):
         groups = [(est_f, tgt_f, mix_f)]
     else:
-        groups = [
-            (est_f[i : i + 1, :, :n], tgt_f[i : i + 1, :, :n], mix_f[i : i + 1, :, :n])
-            for i, n in enumerate(lengths.tolist())
-        ]
+        groups = per_item(lengths, est_f, tgt_f, mix_f)
     improvements = []
     for e, t, m in groups:
         if permute:

@@ -10,11 +10,13 @@ A recipe has these tables (see ``examples/recipes/tiny.toml``):
   ``options`` shared by both splits, ``[data.train]`` / ``[data.valid]`` (``split`` and per-split
   options) and ``train_extra`` (more training corpora, concatenated).
 * ``[train]``: optimiser, schedule (``[train.scheduler]``), clipping, epochs, early stopping, seed, AMP...
-* ``[debug]``: fault injection for tests (``nan_at_step``).
+
+A ``[debug]`` table (``nan_at_step``, a fault-injection hook that has been removed) may still stand in
+recipes and run folders written before; it is read and ignored.
 
 ``--set KEY=VALUE`` overrides take dotted keys; VALUE is parsed as a TOML value (``5e-4``, ``true``,
 ``[1, 2]``, ``"text"``), a bare word is a string, and ``null`` / ``none`` sets None. Fixed tables
-(``data`` top level, ``train``, ``debug``) reject unknown keys at once; pass-through tables (``model``,
+(``data`` top level, ``train``) reject unknown keys at once; pass-through tables (``model``,
 ``loss``, dataset options, ``train.scheduler``) are checked against the constructors they feed.
 """
 
@@ -31,7 +33,9 @@ import tomllib
 from separate.errors import SeparateError
 from separate.training.schedules import schedule_options
 
-SECTIONS = ("recipe", "paper", "model", "loss", "data", "train", "debug")
+SECTIONS = ("recipe", "paper", "model", "loss", "data", "train")
+#: Tables older recipes and run folders may hold, accepted and ignored.
+LEGACY_SECTIONS = ("debug",)
 #: Tables whose keys are constructor options, checked where they are used.
 PASS_THROUGH = {
     ("paper",),
@@ -79,7 +83,6 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "loss_window": ((int,), 0),
         "scheduler": ((dict,), {"name": "none"}),
     },
-    "debug": {"nan_at_step": ((int,), 0)},
 }
 OPTIMIZERS = ("adam", "adamw")
 MONITORS = ("loss", "si_snri")
@@ -91,7 +94,7 @@ RESUMABLE_CHANGES = {
     ("train", "epochs"),
     ("train", "save_every_steps"),
     ("data", "num_workers"),
-    ("debug",),
+    ("debug",),  # a legacy table: runs started before it was dropped resume with recipes without it
 }
 
 
@@ -111,7 +114,7 @@ def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     if not isinstance(raw, dict):
         raise SeparateError(f"recipe '{path}' must hold tables at its top level")
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS) - set(LEGACY_SECTIONS))
     if unknown:
         raise SeparateError(
             f"recipe '{path}' has unknown table(s) {', '.join(unknown)} (known: {', '.join(SECTIONS)})"
@@ -217,7 +220,6 @@ def resolve(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) ->
         raise SeparateError(f"data.fraction must be in (0, 1], got {data['fraction']}")
     train = _merge_section("train", dict(raw.get("train") or {}))
     _check_train(train)
-    debug = _merge_section("debug", dict(raw.get("debug") or {}))
     return {
         "recipe": dict(raw.get("recipe") or {}),
         "paper": dict(raw.get("paper") or {}),
@@ -225,7 +227,6 @@ def resolve(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) ->
         "loss": loss,
         "data": data,
         "train": train,
-        "debug": debug,
     }
 
 

@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import ReduceLROnPlateau, StepLR
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau, StepLR
 
 from separate.errors import SeparateError
 
@@ -51,7 +51,19 @@ class Schedule:
         pass
 
 
-class PlateauSchedule(Schedule):
+class TorchSchedule(Schedule):
+    """A schedule driven by a torch ``lr_scheduler`` object (``self.scheduler``), whose state it saves."""
+
+    scheduler: LRScheduler
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+class PlateauSchedule(TorchSchedule):
     """``factor`` x the rate once ``patience`` epochs in a row bring no new best (the papers' wording:
     "halve when the validation loss has not improved for 3 consecutive epochs" is ``patience=3``).
 
@@ -87,14 +99,8 @@ class PlateauSchedule(Schedule):
     def after_epoch(self, value: float) -> None:
         self.scheduler.step(value)
 
-    def state_dict(self) -> dict[str, Any]:
-        return self.scheduler.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.scheduler.load_state_dict(state)
-
-
-class StepSchedule(Schedule):
+class StepSchedule(TorchSchedule):
     """``gamma`` x the rate every ``step_size`` epochs (``StepLR``)."""
 
     name = "step"
@@ -109,12 +115,6 @@ class StepSchedule(Schedule):
 
     def after_epoch(self, value: float) -> None:
         self.scheduler.step()
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.scheduler.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.scheduler.load_state_dict(state)
 
 
 class DPTNetSchedule(Schedule):

@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from separate.errors import SeparateError
+from separate.runtime import atomic_write
 
 HEADER_KEY = "separate-training-state"
 FORMAT_VERSION = 1
@@ -83,13 +84,8 @@ def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     path = Path(path)
     tensors: dict[str, Tensor] = {}
     document = {"format": FORMAT_VERSION, "state": _encode(state, tensors, "s")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_write(path) as partial:
         save_file(tensors, str(partial), metadata={HEADER_KEY: json.dumps(document)})
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 
@@ -120,11 +116,6 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _decode(document["state"], tensors)
 
 
-def prefixed(state_dict: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    """Entries of a flat ``state_dict`` whose names start with ``prefix``, with the prefix removed."""
-    return {name[len(prefix) :]: tensor for name, tensor in state_dict.items() if name.startswith(prefix)}
-
-
 def capture_rng() -> dict[str, Any]:
     """The global RNG states of Python, numpy, torch (CPU) and every initialised CUDA device."""
     state: dict[str, Any] = {
@@ -151,18 +142,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a text file through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:

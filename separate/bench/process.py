@@ -1,8 +1,8 @@
 """Child processes for measurements: one fresh interpreter per measurement, its peak memory read back.
 
-The parent starts ``python -m separate.benchmarks.process TASK RESULT_PATH`` and sends
+The parent starts ``python -m separate.bench.process TASK RESULT_PATH`` and sends
 ``{"threads": n, "kwargs": {...}}`` on stdin; the child runs ``TASK`` from
-:mod:`separate.benchmarks.measure` and writes its JSON result to ``RESULT_PATH``. A failure in the
+:mod:`separate.bench.measure` and writes its JSON result to ``RESULT_PATH``. A failure in the
 child comes back as ``{"error": "one line"}`` (traceback on the child's stderr). The parent reaps the
 child with ``os.wait4``, whose resource usage gives that one process's peak resident memory.
 """
@@ -22,8 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from separate.errors import SeparateError
+from separate.runtime import atomic_write_text
 
 TASKS = ("model", "engine", "batching")
+MIB = 2**20
+
+
+def rss_bytes(ru_maxrss: int) -> int:
+    """``ru_maxrss`` (a peak resident set size) in bytes: it counts bytes on macOS, KiB on Linux."""
+    return ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 @dataclass
@@ -86,8 +93,7 @@ def run_measured(
         seconds = time.perf_counter() - start
         errors.seek(0)
         stderr = errors.read().decode(errors="replace")
-    rss_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return ChildRun(process.returncode, stderr, usage.ru_maxrss * rss_unit, seconds)
+    return ChildRun(process.returncode, stderr, rss_bytes(usage.ru_maxrss), seconds)
 
 
 def run_task(task: str, kwargs: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
@@ -101,7 +107,7 @@ def run_task(task: str, kwargs: dict[str, Any], threads: int | None = None) -> d
         result_path = Path(folder) / "result.json"
         request = json.dumps({"threads": threads, "kwargs": kwargs}).encode()
         run = run_measured(
-            [sys.executable, "-m", "separate.benchmarks.process", task, str(result_path)],
+            [sys.executable, "-m", "separate.bench.process", task, str(result_path)],
             env=child_env(threads),
             stdin=request,
         )
@@ -109,7 +115,7 @@ def run_task(task: str, kwargs: dict[str, Any], threads: int | None = None) -> d
             result = json.loads(result_path.read_text())
         else:
             result = {"error": f"measurement process {run.failure()}"}
-    result["process_peak_rss_mb"] = run.peak_rss_bytes / 2**20
+    result["process_peak_rss_mb"] = run.peak_rss_bytes / MIB
     return result
 
 
@@ -119,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     request = json.loads(sys.stdin.read())
     import torch
 
-    from separate.benchmarks import measure
+    from separate.bench import measure
 
     if request.get("threads"):
         torch.set_num_threads(int(request["threads"]))
@@ -135,9 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as problem:  # the row reports it; the traceback goes to the child's stderr
         traceback.print_exc()
         result = {"error": f"{type(problem).__name__}: {problem}"}
-    partial = Path(f"{result_path}.partial")
-    partial.write_text(json.dumps(result))
-    os.replace(partial, result_path)
+    atomic_write_text(result_path, json.dumps(result))
     return 0
 
 

@@ -2,14 +2,11 @@
 
 Times the loss alone (no separator) on random ``est, tgt: [batch, J, seconds * sample_rate]``,
 in the spirit of Table 1 of the AttentionPIT paper (which timed whole Conv-TasNet iterations).
-
-    python -m separate.losses.benchmark --js 2 5 10 20 --batch 8 --seconds 1
+From the shell: ``separate bench --losses`` (J = 2, 5, 10, 20).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -17,6 +14,7 @@ from typing import Any
 
 import torch
 
+from separate.bench.measure import synchronize
 from separate.losses import build_loss
 from separate.losses.pit import MAX_EXHAUSTIVE_SOURCES
 
@@ -27,11 +25,6 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "sinkpit": ("sinkpit", {}),
     "attentionpit": ("attentionpit", {}),
 }
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_loss(
@@ -56,11 +49,11 @@ def time_loss(
         loss_module(est, tgt).loss.backward()
 
     step()
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         step()
-    _synchronize(device)
+    synchronize(device)
     return (time.perf_counter() - start) / repeats
 
 
@@ -115,34 +108,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             cells.append(f"{'-':>13}" if value is None or math.isnan(value) else f"{value:13.1f}")
         lines.append(f"{n_src:>4} " + " ".join(cells))
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--js", type=int, nargs="+", default=[2, 5, 10, 20], help="numbers of sources")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=1.0, help="signal length in seconds")
-    parser.add_argument("--sample-rate", type=int, default=8000)
-    parser.add_argument("--repeats", type=int, default=5, help="timed iterations per cell")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    rows = benchmark_pit_losses(
-        args.js, args.batch, args.seconds, args.sample_rate, args.repeats, args.device
-    )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    samples = rows[0]["samples"] if rows else 0
-    print(
-        f"forward+backward iterations/s of the loss alone: batch {args.batch}, {samples} samples "
-        f"({args.seconds:g} s at {args.sample_rate} Hz), {args.device}, {torch.get_num_threads()} threads"
-    )
-    print(format_table(rows))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Reading spans of audio files at a model's sample rate, without loading whole files.
+"""Spans of audio files at a model's sample rate, read without loading whole files (the datasets' reader).
 
 Positions and lengths are given at the *target* rate; when a file has another rate the
 matching file frames (plus a small margin for the resampling filter) are read and resampled
@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from separate.audio.resample import resampled_length
 from separate.errors import SeparateError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
@@ -45,13 +46,6 @@ def probe(path: str | os.PathLike[str]) -> FileInfo:
     except RuntimeError as error:
         raise SeparateError(f"cannot read audio file {path}: {error}") from error
     return FileInfo(frames=int(info.frames), rate=int(info.samplerate), channels=int(info.channels))
-
-
-def target_length(frames: int, file_rate: int, target_rate: int) -> int:
-    """Samples a file of ``frames`` frames has at ``target_rate`` (soxr's rounding)."""
-    if file_rate == target_rate:
-        return frames
-    return (frames * target_rate + file_rate // 2) // file_rate
 
 
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
@@ -94,7 +88,7 @@ def read_span(
     flat = audio.reshape(-1, audio.shape[-1]).T
     resampled = soxr.resample(np.ascontiguousarray(flat), file_rate, target_rate).T
     resampled = resampled.reshape(*leading, resampled.shape[-1])
-    available = target_length(frames, file_rate, target_rate) - start
+    available = resampled_length(frames, file_rate, target_rate) - start
     span = resampled[..., start - skip : start - skip + max(0, min(length, available))]
     return fit_length(np.ascontiguousarray(span, dtype=np.float32), length)
 

@@ -1,4 +1,4 @@
-"""Measurements that run inside one process (a child started by :mod:`separate.benchmarks.process`).
+"""Measurements that run inside one process (a child started by :mod:`separate.bench.process`).
 
 * :func:`measure_model`: parameters, MACs per second of audio, forward and forward+backward time per
   second of audio (warm-up, then the median of repeated runs), peak memory of each phase.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,23 +23,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from separate.bench.process import MIB, rss_bytes
+from separate.bench.targets import build_target
 from separate.models.base import SeparationModel
 
-MIB = 2**20
 NOISE_BLOCK = 1 << 16
-
-
-def build_target(target: dict[str, Any]) -> SeparationModel:
-    """A model from ``{"kind": "preset", "name", "overrides"}`` (random weights, seed 0) or
-    ``{"kind": "checkpoint", "path"}``."""
-    if target["kind"] == "checkpoint":
-        from separate.checkpoints import load
-
-        return load(target["path"])
-    from separate.models import build
-
-    torch.manual_seed(0)
-    return build(target["name"], **target.get("overrides", {}))
 
 
 def synchronize(device: torch.device) -> None:
@@ -82,8 +69,7 @@ class PeakMemory:
             peak = _proc_status_bytes("VmHWM")
             if peak is not None:
                 return peak
-        rss_unit = 1 if sys.platform == "darwin" else 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * rss_unit
+        return rss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _proc_status_bytes(field: str) -> int | None:
@@ -125,8 +111,8 @@ def measure_model(
     ``sample_rate`` sets how many samples make one second (default: the model's own rate). RTFs are
     seconds of compute per second of audio: the median time of one call over ``batch * seconds``.
     """
-    from separate.complexity import count_macs, count_parameters
-    from separate.engine import select_device
+    from separate.bench.complexity import count_macs, count_parameters
+    from separate.runtime import select_device
 
     torch_device = select_device(device)
     model = build_target(target)

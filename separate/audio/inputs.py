@@ -1,36 +1,27 @@
-"""Audio I/O in blocks: reading files or stdin, atomic stem writers, streaming resampling.
+"""Audio inputs read in blocks: files, or a WAV/FLAC stream on stdin spooled to a temporary file.
 
-Blocks are ``numpy.ndarray[C, n]`` float32 (channels first). Nothing here holds a whole file:
-stdin is spooled to a temporary file, outputs are written block by block to a hidden temporary
-name and renamed into place only when complete.
+Blocks are ``numpy.ndarray[C, n]`` float32 (channels first); nothing here holds a whole file. Inputs
+are validated when opened (missing, empty, unreadable, truncated, too many channels) and samples
+while read (NaN or infinite values), each as a one-line :class:`SeparateError`.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from separate.errors import SeparateError
 
 STDIO = "-"
 BLOCK_FRAMES = 1 << 16
-SUBTYPES = {
-    ("wav", 16): "PCM_16",
-    ("wav", 24): "PCM_24",
-    ("wav", 32): "FLOAT",
-    ("flac", 16): "PCM_16",
-    ("flac", 24): "PCM_24",
-}
 UNKNOWN_SIZES = {0, 0xFFFFFFFF}
 
 
@@ -138,91 +129,3 @@ def _check_wav_complete(path: Path, info: sf._SoundFileInfo, shown: str) -> None
                 )
             return
         offset += 8 + size + (size & 1)
-
-
-def output_subtype(fmt: str, bits: int) -> str:
-    """soundfile subtype for ``--format``/``--bits``."""
-    if (fmt, bits) not in SUBTYPES:
-        allowed = ", ".join(f"{f}/{b}" for f, b in SUBTYPES)
-        raise SeparateError(f"unsupported output format {fmt} with {bits} bits (choose from {allowed})")
-    return SUBTYPES[(fmt, bits)]
-
-
-class StemWriter:
-    """Writes one stem block by block to a hidden temporary file; :meth:`commit` renames it into place.
-
-    ``path == "-"`` writes the finished file to stdout instead. :meth:`abort` removes the partial file.
-    """
-
-    def __init__(self, path: str, sample_rate: int, channels: int, fmt: str, subtype: str) -> None:
-        self.to_stdout = path == STDIO
-        self.clip = subtype.startswith("PCM")
-        if self.to_stdout:
-            self.target = None
-            handle, partial = tempfile.mkstemp(prefix="separate-stdout-", suffix=f".{fmt}")
-            os.close(handle)
-        else:
-            self.target = Path(path)
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            handle, partial = tempfile.mkstemp(
-                prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent
-            )
-            os.close(handle)
-        self.partial = Path(partial)
-        self.file = sf.SoundFile(
-            partial, "w", samplerate=sample_rate, channels=channels, format=fmt.upper(), subtype=subtype
-        )
-
-    def write(self, block: np.ndarray) -> None:
-        """block: [C, n] float."""
-        if self.clip:
-            block = np.clip(block, -1.0, 1.0)
-        self.file.write(np.ascontiguousarray(block.T))
-
-    def commit(self) -> None:
-        self.file.close()
-        if self.target is None:
-            with open(self.partial, "rb") as source:
-                shutil.copyfileobj(source, sys.stdout.buffer, length=1 << 20)
-            sys.stdout.buffer.flush()
-            self.partial.unlink()
-        else:
-            os.replace(self.partial, self.target)
-
-    def abort(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        self.partial.unlink(missing_ok=True)
-
-
-def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
-    return round(frames * rate_out / rate_in)
-
-
-def resample_blocks(
-    blocks: Iterable[np.ndarray], rate_in: int, rate_out: int, frames_out: int
-) -> Iterator[np.ndarray]:
-    """Stream-resample ``[C, n]`` blocks, cut or zero-padded to exactly ``frames_out`` frames."""
-    if rate_in == rate_out:
-        yield from blocks
-        return
-    expected = frames_out
-    produced = 0
-    stream: soxr.ResampleStream | None = None
-    channels = 0
-    for block in blocks:
-        if stream is None:
-            channels = block.shape[0]
-            stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32")
-        out = stream.resample_chunk(np.ascontiguousarray(block.T)).T[:, : expected - produced]
-        produced += out.shape[1]
-        if out.shape[1]:
-            yield np.ascontiguousarray(out)
-    if stream is not None:
-        tail = stream.resample_chunk(np.zeros((0, channels), np.float32), last=True).T
-        tail = tail[:, : expected - produced]
-        produced += tail.shape[1]
-        if produced < expected:
-            tail = np.concatenate([tail, np.zeros((tail.shape[0], expected - produced), np.float32)], axis=1)
-        if tail.shape[1]:
-            yield np.ascontiguousarray(tail)

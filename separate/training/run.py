@@ -1,6 +1,6 @@
-"""Train a separator from a recipe: the core behind ``separate train``.
+"""Train a separator from a recipe: the entry point of ``separate train`` (see :mod:`separate.training`).
 
-    >>> from separate.train import train
+    >>> from separate.training import train
     >>> summary = train("examples/recipes/tiny.toml", ["train.epochs=3"], out="runs/tiny")
     >>> summary["best"]["valid_si_snri"]
 
@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from separate.errors import SeparateError
+from separate.runtime import atomic_write_text
 from separate.training.components import build_loss_module, build_model
 from separate.training.data import check_data_config
 from separate.training.distributed import Distributed
-from separate.training.loop import Reporter, RunPaths, Trainer, TrainingDiverged
+from separate.training.loop import Reporter, RunPaths, Trainer
 from separate.training.recipe import differences, load_recipe, resolve
-from separate.training.state import append_jsonl, atomic_write_text, load_state, read_jsonl
-
-__all__ = ["Reporter", "TrainingDiverged", "check_recipe", "resolve_recipe", "train"]
+from separate.training.state import append_jsonl, load_state, read_jsonl
 
 DEFAULT_RUNS = "runs"
 

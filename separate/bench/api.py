@@ -1,6 +1,6 @@
 """Benchmarks: model complexity and speed (the papers' efficiency tables) and the engine's own costs.
 
-Every measurement runs in a fresh child process (:mod:`separate.benchmarks.process`), so one model's
+Every measurement runs in a fresh child process (:mod:`separate.bench.process`), so one model's
 memory cannot inflate the next one's and the peak resident memory belongs to that measurement alone.
 
 * :func:`benchmark_models`: per model, parameters, MACs per second of audio, forward and
@@ -10,7 +10,7 @@ memory cannot inflate the next one's and the peak resident memory belongs to tha
 * :func:`benchmark_batching`: engine time with one chunk per forward pass over time with N.
 * :func:`benchmark_memory`: peak resident memory of ``separate audio`` on a long file over a short one
   (goal <= 1.2: memory must not grow with the input's length).
-* :func:`benchmark_losses`: the permutation-invariant losses (:mod:`separate.losses.benchmark`).
+* :func:`benchmark_losses`: the permutation-invariant losses (:mod:`separate.bench.losses`).
 """
 
 from __future__ import annotations
@@ -21,75 +21,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from separate.benchmarks.process import child_env, run_measured, run_task
+from separate.bench.process import MIB, child_env, run_measured, run_task
+from separate.bench.targets import ENGINE_TARGET, MEMORY_TARGET, Target, build_target
 from separate.errors import SeparateError
-
-MIB = 2**20
-#: Conv-TasNet reduced to 0.34 M parameters (0.34 GMAC/s): the default model of the engine and batching
-#: benchmarks, light enough for a 10-minute input on one CPU core yet not so light that I/O dominates.
-SMALL_CONVTASNET = {"n_filters": 128, "bottleneck": 64, "hidden": 128, "skip": 64, "blocks": 6, "repeats": 2}
-#: Conv-TasNet reduced to 10 k parameters: the default model of the memory benchmark (60 minutes of audio).
-TINY_CONVTASNET = {"n_filters": 32, "bottleneck": 16, "hidden": 32, "skip": 16, "blocks": 4, "repeats": 1}
-
-
-@dataclass
-class Target:
-    """A model to measure: a preset built with random weights, or a checkpoint file.
-
-    ``name`` is the preset name (``kind="preset"``) or the checkpoint path (``kind="checkpoint"``);
-    ``label`` is what tables show.
-    """
-
-    label: str
-    kind: Literal["preset", "checkpoint"]
-    name: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    def spec(self) -> dict[str, Any]:
-        """The JSON form a child process rebuilds the model from."""
-        if self.kind == "checkpoint":
-            return {"kind": "checkpoint", "path": self.name}
-        return {"kind": "preset", "name": self.name, "overrides": dict(self.overrides)}
-
-
-ENGINE_TARGET = Target("convtasnet-small", "preset", "convtasnet", SMALL_CONVTASNET)
-MEMORY_TARGET = Target("convtasnet-tiny", "preset", "convtasnet", TINY_CONVTASNET)
-
-
-def select_targets(
-    models: Sequence[str] = (), presets: Sequence[str] = (), all_presets: bool = False
-) -> list[Target]:
-    """Targets named by ``--model`` (registry name, path, ``hf://``), ``--presets`` and ``--all``, no repeats.
-
-    Checkpoints are resolved (downloaded when needed) and their headers read here, so a bad name or file
-    fails before any measurement.
-    """
-    from separate.checkpoints import read_header, resolve
-    from separate.models import PRESETS
-
-    targets: list[Target] = []
-    for name in models:
-        path = resolve(name)
-        read_header(path)
-        targets.append(Target(name, "checkpoint", str(path)))
-    unknown = [name for name in presets if name not in PRESETS]
-    if unknown:
-        raise SeparateError(f"unknown preset(s) {', '.join(unknown)} (known: {', '.join(sorted(PRESETS))})")
-    for name in [*presets, *(PRESETS if all_presets else ())]:
-        targets.append(Target(name, "preset", name))
-    unique: dict[tuple[str, str], Target] = {}
-    for target in targets:
-        unique.setdefault((target.kind, target.name), target)
-    return list(unique.values())
 
 
 def check_device(device: str) -> str:
     """The device string after checking it exists (``auto`` becomes ``cpu`` or ``cuda``)."""
-    from separate.engine import select_device
+    from separate.runtime import select_device
 
     return str(select_device(device))
 
@@ -143,7 +85,7 @@ def benchmark_models(
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per target (see :func:`separate.benchmarks.measure.measure_model`), each from its own process.
+    """One row per target (see :func:`separate.bench.measure.measure_model`), each from its own process.
 
     A target whose measurement fails gets a row with ``error`` instead of numbers.
     """
@@ -207,7 +149,7 @@ def _engine_task(
     overlap: float,
     threads: int | None,
 ) -> dict[str, Any]:
-    """Run one of the Separator measurements of ``separate.benchmarks.measure`` in a child process."""
+    """Run one of the Separator measurements of :mod:`separate.bench.measure` in a child process."""
     kwargs = dict(
         target=target.spec(),
         device=device,
@@ -233,7 +175,7 @@ def benchmark_memory(
     ``growth_mb`` = long - short (the interpreter and torch, a few hundred MB, are in both).
     """
     check_positive(memory_seconds=long_seconds, memory_base_seconds=short_seconds, batch_size=batch_size)
-    from separate.benchmarks.measure import build_target, write_noise
+    from separate.bench.measure import write_noise
     from separate.checkpoints import read_header, save
 
     result: dict[str, Any] = {"model": target.label, "device": device, "batch_size": batch_size}
@@ -295,7 +237,7 @@ def benchmark_losses(
     check_positive(seconds=seconds, batch=batch, sample_rate=sample_rate, repeats=repeats)
     import torch
 
-    from separate.losses.benchmark import benchmark_pit_losses
+    from separate.bench.losses import benchmark_pit_losses
 
     if threads:
         torch.set_num_threads(threads)
