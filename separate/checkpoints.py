@@ -154,7 +154,9 @@ class RegistryEntry:
     hub: dict[str, str] | None = None
     description: str = ""
     default: bool = False
+    parameters: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)
 
     @property
     def location(self) -> str:
