@@ -46,6 +46,7 @@ import sys
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -233,28 +234,12 @@ def real_jobs(args: argparse.Namespace, sources: Sources) -> list[tuple]:
 
 
 def build(args: argparse.Namespace) -> dict:
+    """Write ``corpus.json`` then every missing song: test, held-out real, train/valid, real train crops."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = song_names(args)
     sources = _sources(args)
-    jobs: list[tuple] = [(args, "test", n) for n in names["test"]]
-    jobs += [
-        (args, "valid" if n in set(names["valid"]) else "train", n)
-        for n in sorted(names["train"] + names["valid"])
-    ]
     real_list = real_jobs(args, sources) if args.real else []
-    log(f"{len(jobs)} songs, {len(real_list)} real-recording songs; {sources.summary()}")
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            for line in pool.map(build_song, jobs):
-                log(line)
-            for line in pool.map(build_real_song, real_list):
-                log(line)
-    else:
-        for job in jobs:
-            log(build_song(job))
-        for job in real_list:
-            log(build_real_song(job))
     manifest = {
         "version": VERSION,
         "seed": args.seed,
@@ -274,6 +259,22 @@ def build(args: argparse.Namespace) -> dict:
         "sources": sources.summary(),
     }
     (out / "corpus.json").write_text(json.dumps(manifest, indent=1))
+    train = [
+        (args, "valid" if n in set(names["valid"]) else "train", n)
+        for n in sorted(names["train"] + names["valid"])
+    ]
+    stages = [
+        (build_song, [(args, "test", n) for n in names["test"]]),
+        (build_real_song, [j for j in real_list if j[1] == "test"]),
+        (build_song, train),
+        (build_real_song, [j for j in real_list if j[1] == "train"]),
+    ]
+    count = sum(len(n) for n in names.values())
+    log(f"{count} songs, {len(real_list)} real-recording songs; {sources.summary()}")
+    with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
+        for function, jobs in stages:
+            for line in pool.map(function, jobs) if pool else map(function, jobs):
+                log(line)
     return manifest
 
 
