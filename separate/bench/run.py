@@ -26,6 +26,7 @@ class Request:
     model: list[str] = field(default_factory=list)
     presets: str | None = None
     all_presets: bool = False
+    shipped: bool = False
     device: str = "auto"
     seconds: float = 1.0
     batch: int | None = None
@@ -67,7 +68,12 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
     )
     if r.warmup < 0:
         raise SeparateError(f"warmup must be zero or more, got {r.warmup}")
-    targets = select_targets(r.model or [], preset_names, r.all_presets)
+    models = list(r.model or [])
+    if r.shipped:
+        from separate.checkpoints import registry
+
+        models += [name for name in registry() if name not in models]
+    targets = select_targets(models, preset_names, r.all_presets)
     if not targets and not (r.engine or r.batching or r.memory or r.losses):
         raise SeparateError(
             "nothing to measure: name models with --model, --presets or --all, or add --engine, --batching, "

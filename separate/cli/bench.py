@@ -19,6 +19,7 @@ def bench(
     ),
     presets: str = typer.Option(None, "--presets", help="Comma-separated presets (random weights)."),
     all_presets: bool = typer.Option(False, "--all", help="Every preset in separate.models.PRESETS."),
+    shipped: bool = typer.Option(False, "--shipped", help="Every pretrained model of the registry."),
     device: str = device_option,
     seconds: float = typer.Option(1.0, "--seconds", help="Seconds of audio per forward pass."),
     batch: int = typer.Option(None, "--batch", help="Clips per forward pass (default 1; 8 for --losses)."),
