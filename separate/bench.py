@@ -11,6 +11,7 @@ memory cannot inflate the next one's and the peak resident memory belongs to tha
 * :func:`benchmark_memory`: peak resident memory of ``separate audio`` on a long file over a short one
   (goal <= 1.2: memory must not grow with the input's length).
 * :func:`benchmark_losses`: the permutation-invariant losses (:mod:`separate.losses.benchmark`).
+* :func:`benchmark_bsseval`: our torch BSSEval v4 over museval's on a music-like excerpt (CPU time ratio).
 """
 
 from __future__ import annotations
@@ -278,6 +279,20 @@ def benchmark_memory(
     result["growth_mb"] = result["long_peak_rss_mb"] - result["short_peak_rss_mb"]
     result["ratio"] = result["long_peak_rss_mb"] / result["short_peak_rss_mb"]
     return result
+
+
+def benchmark_bsseval(
+    seconds: float = 30.0, sources: int = 2, channels: int = 2, threads: int | None = None
+) -> dict[str, Any]:
+    """Our BSSEval v4 and museval's on one ``seconds`` excerpt at 44.1 kHz, 1 s frames (one child).
+
+    See :func:`separate.benchmarks.measure.measure_bsseval`; ``ratio_cpu`` is museval's CPU seconds
+    over ours. Needs museval (``pip install 'separate[eval]'``).
+    """
+    check_positive(bsseval_seconds=seconds, bsseval_sources=sources, bsseval_channels=channels)
+    kwargs = dict(seconds=seconds, sources=sources, channels=channels)
+    label = f"{seconds:g} s, {sources} sources x {channels} ch"
+    return {"model": label, **run_task("bsseval", kwargs, threads)}
 
 
 def benchmark_losses(

@@ -12,7 +12,7 @@ from conftest import TINY_CONVTASNET, run_cli
 from safetensors.torch import save_file
 
 from separate import bench, checkpoints, models
-from separate.benchmarks.measure import measure_engine
+from separate.benchmarks.measure import measure_bsseval, measure_engine
 from separate.cli import main
 from separate.complexity import count_parameters
 from separate.engine import Separator
@@ -138,6 +138,23 @@ def test_measure_engine_in_process_matches_the_plan() -> None:
     assert result["ratio"] > 0 and result["engine_rtf"] > 0
 
 
+def test_measure_bsseval_times_both_and_agrees() -> None:
+    pytest.importorskip("museval")
+    result = measure_bsseval(seconds=2.5, sources=2, channels=1, sample_rate=8000)
+    assert (result["frames"], result["threads"]) == (2, 1)
+    assert len(result["ours_runs"]) == len(result["museval_runs"]) == 2
+    assert result["ratio_cpu"] == pytest.approx(result["museval_cpu_seconds"] / result["ours_cpu_seconds"])
+    assert result["ratio_wall"] > 0 and result["max_abs_difference_db"] < 1e-6
+
+
+def test_bsseval_flag_prints_the_ratio(capsys) -> None:
+    pytest.importorskip("museval")
+    args = ["bench", "--bsseval", "--bsseval-seconds", "1.5", "--bsseval-channels", "1", "--threads", "1"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "museval's time over ours" in err and "| 1.5 s, 2 sources x 1 ch " in err
+
+
 def test_failed_measurement_is_a_row_and_exit_1(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
     broken = tmp_path / "broken.safetensors"
     header = checkpoints.read_header(tiny_checkpoint)
@@ -181,6 +198,7 @@ def test_losses_table(capsys) -> None:
         (["--model", "missing.safetensors"], ["does not exist"]),
         (["--presets", "convtasnet", "--seconds", "0"], ["seconds must be positive"]),
         (["--engine", "--engine-seconds", "-1"], ["engine-seconds must be positive"]),
+        (["--bsseval", "--bsseval-sources", "0"], ["bsseval-sources must be positive"]),
         ([], ["nothing to measure"]),
     ],
 )

@@ -23,7 +23,7 @@ from typing import Any
 
 from separate.errors import SeparateError
 
-TASKS = ("model", "engine", "batching")
+TASKS = ("model", "engine", "batching", "bsseval")
 
 
 @dataclass
@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": measure.measure_model,
         "engine": measure.measure_engine,
         "batching": measure.measure_batching,
+        "bsseval": measure.measure_bsseval,
     }
     try:
         result = functions[task](**request["kwargs"])

@@ -38,6 +38,10 @@ def bench(
     segment: float = typer.Option(None, "--segment", help="Chunk seconds for the engine benchmarks."),
     batch_size: int = typer.Option(4, "--batch-size", help="Chunks per pass, --engine/--memory."),
     losses: bool = typer.Option(False, "--losses", help="Speed of the PIT losses alone."),
+    bsseval: bool = typer.Option(False, "--bsseval", help="Our BSSEval v4 over museval's (CPU time ratio)."),
+    bsseval_seconds: float = typer.Option(30.0, "--bsseval-seconds", help="Excerpt length for --bsseval."),
+    bsseval_sources: int = typer.Option(2, "--bsseval-sources", help="Sources for --bsseval."),
+    bsseval_channels: int = typer.Option(2, "--bsseval-channels", help="Channels for --bsseval."),
     as_json: bool = json_option,
 ) -> None:
     """Measure models (parameters, MACs/s, RTF, memory) and the separation engine.
@@ -62,14 +66,17 @@ def bench(
         memory_base_seconds=memory_base_seconds,
         segment=segment,
         batch_size=batch_size,
+        bsseval_seconds=bsseval_seconds,
+        bsseval_sources=bsseval_sources,
+        bsseval_channels=bsseval_channels,
     )
     if warmup < 0:
         raise SeparateError(f"warmup must be zero or more, got {warmup}")
     targets = core.select_targets(model or [], preset_names, all_presets)
-    if not targets and not (engine or batching or memory or losses):
+    if not targets and not (engine or batching or memory or losses or bsseval):
         raise SeparateError(
             "nothing to measure: name models with --model, --presets or --all, or add --engine, --batching, "
-            "--memory or --losses"
+            "--memory, --losses or --bsseval"
         )
     resolved_device = core.check_device(device)
     set_threads(threads)
@@ -140,11 +147,23 @@ def bench(
         report["losses"] = core.benchmark_losses(
             resolved_device, seconds, batch or 8, sample_rate or 8000, repeats, threads
         )
+    if bsseval:
+        report["bsseval"] = [
+            _guarded(
+                "bsseval",
+                f"{bsseval_seconds:g} s, {bsseval_sources} sources x {bsseval_channels} ch",
+                core.benchmark_bsseval,
+                bsseval_seconds,
+                bsseval_sources,
+                bsseval_channels,
+                threads=threads,
+            )
+        ]
     if as_json:
         emit_json(report)
     else:
         _print_report(report)
-    sections = ("models", "engine", "batching", "memory")
+    sections = ("models", "engine", "batching", "memory", "bsseval")
     failed = [row for key in sections for row in report.get(key, []) if "error" in row]
     if failed:
         first = " ".join(str(failed[0]["error"]).split())
@@ -237,6 +256,20 @@ def _print_report(report: dict[str, Any]) -> None:
                 f"{row['long_peak_rss_mb']:.0f}",
                 f"{row['growth_mb']:.1f}",
                 f"{row['ratio']:.3f}",
+            ],
+        )
+    if "bsseval" in report:
+        _table(
+            "BSSEval v4, 1 s frames: museval's time over ours (fastest of runs O, M, M, O)",
+            ["excerpt", "frames", "ours cpu s", "museval cpu s", "ratio cpu", "ratio wall", "max diff dB"],
+            report["bsseval"],
+            lambda row: [
+                str(row["frames"]),
+                f"{row['ours_cpu_seconds']:.3f}",
+                f"{row['museval_cpu_seconds']:.2f}",
+                f"{row['ratio_cpu']:.1f}",
+                f"{row['ratio_wall']:.1f}",
+                f"{row['max_abs_difference_db']:.1e}",
             ],
         )
     if "losses" in report:
