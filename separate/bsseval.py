@@ -377,28 +377,32 @@ def _lagged_correlations(
         (signals are zero outside ``[0, N)``).
     """
     n_x, length = x.shape
-    n_y = sum(part.shape[0] for part in y_parts)
+    n_all = n_x + sum(part.shape[0] for part in y_parts)
     span = 2 * max_lag
     n_fft = next_fast_len(min(length, 16 * (max_lag + 1)) + span, real=True)
     block = n_fft - span
     n_blocks = math.ceil(length / block)
     bins = n_fft // 2 + 1
-    blocks_per_step = max(1, chunk_bytes // (16 * bins * (n_x + n_y)))
-    total = torch.zeros(bins, n_x, n_y, dtype=torch.complex128, device=x.device)
+    blocks_per_step = max(1, min(n_blocks, chunk_bytes // (16 * bins * n_all)))
+    total = torch.zeros(bins, n_x, n_all - n_x, dtype=torch.complex128, device=x.device)
+    # x in plain blocks, zero-padded; y in blocks widened by max_lag on both sides (no lag wraps around).
+    # Both in one buffer: one FFT call and one move of the bins to the front per tile.
+    buffer = torch.empty(n_all, blocks_per_step, n_fft, dtype=torch.float64, device=x.device)
+    buffer[:n_x, :, block:] = 0
     for first in range(0, n_blocks, blocks_per_step):
         count = min(blocks_per_step, n_blocks - first)
         start = first * block
-        # x in plain blocks, zero-padded; y in blocks widened by max_lag on both sides (no lag wraps around).
-        x_blocks = torch.empty(n_x, count, n_fft, dtype=torch.float64, device=x.device)
-        x_blocks[..., :block] = _windows(x, start, count, block, block)
-        x_blocks[..., block:] = 0
-        y_blocks = torch.cat([_windows(part, start - max_lag, count, n_fft, block) for part in y_parts])
-        x_spec = torch.fft.rfft(x_blocks)  # [P, b, F]
-        y_spec = torch.fft.rfft(y_blocks)  # [Q, b, F]
+        blocks = buffer[:, :count]
+        _windows(x, start, count, block, block, out=blocks[:n_x, :, :block])
+        row = n_x
+        for part in y_parts:
+            _windows(part, start - max_lag, count, n_fft, block, out=blocks[row : row + part.shape[0]])
+            row += part.shape[0]
+        spectra = torch.fft.rfft(blocks)  # [P + Q, b, F]
         for bins_slice in _bin_tiles(bins):
-            x_tile = _bins_first(x_spec[..., bins_slice]).conj_physical_()  # [f, b, P]
-            y_tile = _bins_first(y_spec[..., bins_slice])  # [f, b, Q]
-            total[bins_slice] += torch.matmul(x_tile.transpose(1, 2), y_tile)  # sum_b conj(X) Y: [f, P, Q]
+            tile = _bins_first(spectra[..., bins_slice])  # [f, b, P + Q]
+            # sum_b conj(X) Y: [f, P, Q]
+            total[bins_slice].baddbmm_(tile[..., :n_x].mT.conj(), tile[..., n_x:])
     corr = torch.fft.irfft(total.permute(1, 2, 0), n=n_fft)
     return corr[..., : span + 1]
 
@@ -416,11 +420,9 @@ def _bins_first(spectra: Tensor) -> Tensor:
     return spectra.permute(2, 1, 0).contiguous()
 
 
-def _windows(signals: Tensor, start: int, count: int, size: int, step: int) -> Tensor:
-    """``count`` windows of ``size`` samples every ``step`` from ``start`` of ``signals: [K, N]``.
-
-    Returns a float64 ``[K, count, size]`` copy; samples outside ``[0, N)`` are zeros.
-    """
+def _windows(signals: Tensor, start: int, count: int, size: int, step: int, out: Tensor) -> None:
+    """Write ``count`` windows of ``size`` samples every ``step`` from ``start`` of ``signals: [K, N]``
+    into ``out: [K, count, size]`` (float64); samples outside ``[0, N)`` are zeros."""
     n_signals, length = signals.shape
     stop = start + (count - 1) * step + size
     if start >= 0 and stop <= length:
@@ -430,9 +432,7 @@ def _windows(signals: Tensor, start: int, count: int, size: int, step: int) -> T
         first, last = max(start, 0), min(stop, length)
         if last > first:
             source[:, first - start : last - start] = signals[:, first:last]
-    out = torch.empty(n_signals, count, size, dtype=torch.float64, device=signals.device)
     out.copy_(source.unfold(-1, size, step))
-    return out
 
 
 class _FrameConvolver:
