@@ -267,42 +267,43 @@ def _block_levinson(toeplitz: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         ``X: [S, L, P, Q]``.
 
     Step n keeps the forward and backward predictors ``A``, ``B`` of the leading (n + 1) blocks
-    (``T_n A = [Vf, 0, ...]``, ``T_n B = [..., 0, Vb]``, first and last blocks the identity) and the
-    solution of the leading (n + 1) block equations, and extends all three by one block.
+    (``T_n A = [Vf; 0; ...]``, ``T_n B = [...; 0; Vb]``, first and last blocks the identity) and the
+    solution of the leading (n + 1) block equations, and extends all three by one block:
+    ``A <- [A; 0] - [0; B] Vb^-1 D``, ``B <- [0; B] - [A; 0] Vf^-1 D^T``, ``X <- [X; 0] + B Vb^-1 r``
+    with D the mismatch of ``[A; 0]`` in the new last block row and r the new equations' residual.
+    Everything is stored transposed (taps along the last axis), so that the updates run over long
+    contiguous rows rather than rows of P numbers.
     """
     n_sys, length, size, _ = toeplitz.shape
     width = rhs.shape[-1]
-    flat_rhs = rhs.reshape(length * size, width)
-    # Blocks R(L-1), ..., R(1) side by side: the last (n + 1) of them are the last block row of T_{n+1}.
-    lagged = np.ascontiguousarray(toeplitz[:, :0:-1].transpose(0, 2, 1, 3).reshape(n_sys, size, -1))
-    forward = np.zeros((n_sys, length * size, size))
-    backward = np.zeros_like(forward)
-    spare_forward, spare_backward = np.zeros_like(forward), np.zeros_like(forward)
-    solution = np.zeros((n_sys, length * size, width))
-    forward[:, :size] = backward[:, :size] = np.eye(size)
-    forward_error, backward_error = toeplitz[:, 0].copy(), toeplitz[:, 0].copy()
-    first = np.broadcast_to(flat_rhs[:size], (n_sys, size, width))
-    solution[:, :size] = np.linalg.solve(toeplitz[:, 0], first)
+    rhs_t = np.ascontiguousarray(rhs.transpose(2, 0, 1).reshape(width, length * size))  # [Q, L*P]
+    # R(L-1)^T; ...; R(1)^T stacked: the last (n + 1) blocks are the last block row of T_{n+1}, transposed.
+    column = np.ascontiguousarray(toeplitz[:, :0:-1].transpose(0, 1, 3, 2).reshape(n_sys, -1, size))
+    both = np.zeros((n_sys, size + width, length * size))  # A^T and X^T: one product gives both mismatches
+    forward, solution = both[:, :size], both[:, size:]
+    # B^T in the last (n + 1) blocks; the block before them is still zero, so one block wider is [0; B]^T.
+    backward = np.zeros((n_sys, size, length * size))
+    forward[:, :, :size] = backward[:, :, -size:] = np.eye(size)
+    errors = np.stack([toeplitz[:, 0], toeplitz[:, 0]])  # prediction errors Vf, Vb
+    inverses = np.linalg.inv(errors)
+    solution[:, :, :size] = rhs_t[:, :size] @ inverses[1].transpose(0, 2, 1)
     for n in range(length - 1):
         rows = (n + 1) * size
-        row = lagged[:, :, (length - 2 - n) * size :]  # [R(n+1), ..., R(1)]
-        mismatch = row @ forward[:, :rows]  # last block row of T_{n+1} [A; 0]
-        residual = flat_rhs[rows : rows + size] - row @ solution[:, :rows]
-        mismatch_t = mismatch.transpose(0, 2, 1)
-        to_forward = np.linalg.solve(backward_error, mismatch)
-        to_backward = np.linalg.solve(forward_error, mismatch_t)
-        spare_forward[:, :rows] = forward[:, :rows]
-        spare_forward[:, rows : rows + size] = 0
-        spare_forward[:, size : rows + size] -= backward[:, :rows] @ to_forward
-        spare_backward[:, :size] = 0
-        spare_backward[:, size : rows + size] = backward[:, :rows]
-        spare_backward[:, :rows] -= forward[:, :rows] @ to_backward
-        forward, spare_forward = spare_forward, forward
-        backward, spare_backward = spare_backward, backward
-        forward_error = forward_error - mismatch_t @ to_forward
-        backward_error = backward_error - mismatch @ to_backward
-        solution[:, : rows + size] += backward[:, : rows + size] @ np.linalg.solve(backward_error, residual)
-    return solution.reshape(n_sys, length, size, width)
+        products = both[:, :, :rows] @ column[:, (length - 2 - n) * size :]  # [S, P + Q, P]
+        mismatch_t = products[:, :size]
+        residual_t = rhs_t[:, rows : rows + size] - products[:, size:]
+        mismatch = mismatch_t.transpose(0, 2, 1)
+        to_forward = inverses[1] @ mismatch
+        to_backward = inverses[0] @ mismatch_t
+        window = backward[:, :, (length - 2 - n) * size :]  # [0; B]^T
+        shifted = to_forward.transpose(0, 2, 1) @ window
+        window[:, :, :rows] -= to_backward.transpose(0, 2, 1) @ forward[:, :, :rows]
+        forward[:, :, : rows + size] -= shifted
+        errors[0] -= mismatch_t @ to_forward
+        errors[1] -= mismatch @ to_backward
+        inverses = np.linalg.inv(errors)
+        solution[:, :, : rows + size] += (residual_t @ inverses[1].transpose(0, 2, 1)) @ window
+    return solution.reshape(n_sys, width, length, size).transpose(0, 2, 3, 1)
 
 
 def _backward_error(toeplitz: np.ndarray, solution: np.ndarray, rhs: np.ndarray) -> float:
