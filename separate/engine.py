@@ -2,9 +2,12 @@
 
 The input streams through in blocks: resampled to the model's rate, cut into overlapping chunks
 that are windowed (triangular) and run through the model several at a time, overlap-added, and
-resampled back. Only the samples still covered by a pending chunk are kept, so memory does not
-grow with the input's length. Chunk positions and batch groups depend only on the input's length,
-never on the read block size, so the result is bit-identical whatever the block size.
+resampled back. Chunks start every hop, except the last one, which is moved back to end exactly at
+the input's end: it is full of real audio (no zero padding to skew a model's global statistics),
+and the normalised overlap-add weighs its longer overlap like any other. Only an input shorter than
+one chunk is a single shorter chunk. Only the samples still covered by a pending chunk are kept, so
+memory does not grow with the input's length. Chunk positions and batch groups depend only on the
+input's length, never on the read block size, so the result is bit-identical whatever the block size.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from separate.models.base import SeparationModel
 from separate.runtime import keep_large_blocks, select_device
 
 DEFAULT_SEGMENT = 10.0
+
+
+def chunk_start(index: int, chunk: int, hop: int, frames: int) -> int:
+    """Where chunk ``index`` starts: every ``hop`` samples, the last one moved back to end at ``frames``."""
+    return max(0, min(index * hop, frames - chunk))
 
 
 def triangular_window(length: int) -> np.ndarray:
@@ -81,7 +89,13 @@ class Separator:
         return max(2, self.model.audio_channels)
 
     def plan(self, frames: int) -> tuple[int, int, int]:
-        """(chunk length, hop, number of chunks) at the model's rate for an input of ``frames`` samples."""
+        """(chunk length, hop, number of chunks) at the model's rate for an input of ``frames`` samples.
+
+        Chunk ``i`` starts at ``min(i * hop, frames - chunk)`` (see :func:`chunk_start`): the last
+        one ends exactly at the input's end, full of real audio, and overlaps its neighbour by more
+        than the others when the hops do not divide the input. An input shorter than one chunk is
+        a single chunk of its own length.
+        """
         chunk = max(1, min(round(self.segment * self.model.sample_rate), frames))
         if chunk >= frames:
             return frames, frames, 1
@@ -138,13 +152,14 @@ class Separator:
         emitted = 0
         received = 0
         next_chunk = 0
-        previous_tail: np.ndarray | None = None
+        previous: tuple[int, np.ndarray] | None = None  # (start, estimate) of the chunk before
         iterator = iter(blocks)
         exhausted = False
         while next_chunk < n_chunks:
             group = range(next_chunk, min(next_chunk + self.batch_size, n_chunks))
-            last_end = min(group[-1] * hop + chunk, frames)
-            while received < last_end and not exhausted:
+            starts = [chunk_start(index, chunk, hop, frames) for index in group]
+            new_end = starts[-1] + chunk
+            while received < new_end and not exhausted:
                 block = next(iterator, None)
                 if block is None:
                     exhausted = True
@@ -152,26 +167,26 @@ class Separator:
                 pending = np.concatenate([pending, block], axis=1)
                 received += block.shape[1]
             batch = np.zeros((len(group), channels, chunk), np.float32)
-            for row, index in enumerate(group):
-                piece = pending[:, index * hop - pending_start : index * hop - pending_start + chunk]
+            for row, start in enumerate(starts):
+                piece = pending[:, start - pending_start : start - pending_start + chunk]
                 batch[row, :, : piece.shape[1]] = piece
             estimates = self._forward(batch)  # [b, S, C, chunk]
-            new_end = min(group[-1] * hop + chunk, frames)
             grow = new_end - emitted - weight.shape[0]
             if grow > 0:
                 total = np.concatenate([total, np.zeros((n_stems, channels, grow), np.float32)], axis=2)
                 weight = np.concatenate([weight, np.zeros(grow, np.float32)])
-            for row, index in enumerate(group):
+            for row, start in enumerate(starts):
                 estimate = estimates[row]
-                if self.model.permutation_invariant and index > 0 and previous_tail is not None:
-                    estimate = estimate[_best_order(previous_tail, estimate[:, :, : chunk - hop])]
-                previous_tail = estimate[:, :, hop:] if n_chunks > 1 else None
-                start = index * hop - emitted
-                length = min(chunk, frames - index * hop)
-                total[:, :, start : start + length] += estimate[:, :, :length] * window[:length]
-                weight[start : start + length] += window[:length]
+                if self.model.permutation_invariant and previous is not None:
+                    shift = start - previous[0]  # the overlap is chunk - shift samples
+                    order = _best_order(previous[1][:, :, shift:], estimate[:, :, : chunk - shift])
+                    estimate = estimate[order]
+                previous = (start, estimate) if n_chunks > 1 else None
+                at = start - emitted
+                total[:, :, at : at + chunk] += estimate * window
+                weight[at : at + chunk] += window
             next_chunk = group[-1] + 1
-            final = next_chunk * hop if next_chunk < n_chunks else frames
+            final = chunk_start(next_chunk, chunk, hop, frames) if next_chunk < n_chunks else frames
             ready = final - emitted
             yield total[:, :, :ready] / weight[:ready]
             total, weight = total[:, :, ready:], weight[ready:]

@@ -34,7 +34,9 @@ def test_one_chunk_equals_one_model_call() -> None:
 
 def test_chunked_result_close_to_direct_and_exact_length() -> None:
     model = tiny_model().eval()
-    mix = 0.1 * torch.randn(1, 8000 * 3 + 17)
+    # Not a whole number of hops; the last chunk (moved back to end at the input's end) still starts
+    # on the encoder's 4-sample stride: an untrained strided model is far from shift-equivariant.
+    mix = 0.1 * torch.randn(1, 8000 * 3 + 16)
     out = Separator(model, segment=0.5, overlap=0.25, batch_size=3).separate_tensor(mix, 8000)
     assert out.shape == (2, 1, mix.shape[1])
     direct = _direct(model, mix)
@@ -51,6 +53,31 @@ def test_bit_identical_whatever_the_block_size(batch_size: int) -> None:
         for size in (97, 4096, mix.shape[1])
     ]
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[1], results[2])
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.1, 0.25])
+def test_last_chunk_is_full_of_real_audio(overlap: float) -> None:
+    """2.5 chunks: the last chunk ends at the input's end, so where only it covers the output, the
+    result is one model call on its span (gLN sees no zero padding)."""
+    model = tiny_model().eval()
+    chunk = 4000
+    mix = 0.1 * torch.randn(1, chunk * 5 // 2, generator=torch.Generator().manual_seed(1))
+    separator = Separator(model, segment=chunk / 8000, overlap=overlap, batch_size=2)
+    _, hop, n_chunks = separator.plan(mix.shape[1])
+    out = separator.separate_tensor(mix, 8000)
+    last = mix.shape[1] - chunk
+    only_last = (n_chunks - 2) * hop + chunk  # where the chunk before the last one ends
+    assert last < only_last < mix.shape[1]
+    direct = _direct(model, mix[:, last:])[..., only_last - last :]
+    torch.testing.assert_close(out[..., only_last:], direct, rtol=1e-4, atol=1e-6)
+
+
+def test_input_shorter_than_a_chunk_is_one_unpadded_chunk() -> None:
+    model = tiny_model().eval()
+    mix = 0.1 * torch.randn(1, 3001)
+    separator = Separator(model, segment=0.5, overlap=0.1)
+    assert separator.plan(3001) == (3001, 3001, 1)
+    torch.testing.assert_close(separator.separate_tensor(mix, 8000), _direct(model, mix), rtol=0, atol=1e-6)
 
 
 def test_batching_does_not_change_the_result_much() -> None:
