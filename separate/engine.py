@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from separate.audio import AudioInput, StemWriter, resample_blocks, resampled_length
+from separate.consistency import mixture_consistency
 from separate.errors import SeparateError
 from separate.measures import hungarian
 from separate.models.base import SeparationModel
@@ -41,6 +42,17 @@ def triangular_window(length: int) -> np.ndarray:
     return np.concatenate([rise, fall])
 
 
+COMPLETE_STEM_SETS = ({"vocals", "accompaniment"}, {"drums", "bass", "other", "vocals"})
+
+
+def sources_add_up(model: SeparationModel) -> bool:
+    """Whether the model's sources together make up its input (every speaker; a full stem set), so
+    that :func:`mixture_consistency` applies by default."""
+    names = list(model.sources)
+    speakers = len(names) >= 2 and all(name[:1] == "s" and name[1:].isdigit() for name in names)
+    return speakers or set(names) in COMPLETE_STEM_SETS
+
+
 class Separator:
     """Runs a separation model over audio of any length.
 
@@ -51,6 +63,8 @@ class Separator:
         overlap: fraction of a chunk shared with the next one, in [0, 1).
         batch_size: chunks per forward pass.
         half: run in float16 (CUDA only).
+        consistency: make each chunk's stems add up to its mixture (:func:`mixture_consistency`);
+            None turns it on for models whose sources make up the input (:func:`sources_add_up`).
     """
 
     def __init__(
@@ -61,6 +75,7 @@ class Separator:
         overlap: float = 0.25,
         batch_size: int = 4,
         half: bool = False,
+        consistency: bool | None = None,
     ) -> None:
         if not 0.0 <= overlap < 1.0:
             raise SeparateError(f"overlap must be in [0, 1), got {overlap}")
@@ -78,6 +93,7 @@ class Separator:
         self.segment = segment or model.default_segment or DEFAULT_SEGMENT
         self.overlap = overlap
         self.batch_size = batch_size
+        self.consistency = sources_add_up(model) if consistency is None else consistency
 
     @property
     def sources(self) -> list[str]:
@@ -211,6 +227,8 @@ class Separator:
                 out = self.model(mix.expand(b, model_channels, length)).mean(2, keepdim=True)
             else:
                 raise SeparateError(f"input has {channels} channels; this model takes {model_channels}")
+            if self.consistency:
+                out = mixture_consistency(out.float(), mix.float())
         return out.float().cpu().numpy()
 
     def separate_file(

@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.signal import lfilter
 
-from separate.evaluation import bsseval
 from separate.errors import SeparateError
+from separate.evaluation import bsseval
 from separate.evaluation.bsseval import bss_eval, frame_count
 
 museval_metrics = pytest.importorskip("museval.metrics")

@@ -27,7 +27,7 @@ def _blocks(array: np.ndarray, size: int):
 def test_one_chunk_equals_one_model_call() -> None:
     model = tiny_model().eval()
     mix = 0.1 * torch.randn(2, 8000 * 3)
-    out = Separator(model, segment=10.0).separate_tensor(mix, 8000)
+    out = Separator(model, consistency=False, segment=10.0).separate_tensor(mix, 8000)
     assert out.shape == (2, 2, 24000)
     torch.testing.assert_close(out, _direct(model, mix), rtol=0, atol=1e-6)
 
@@ -37,7 +37,9 @@ def test_chunked_result_close_to_direct_and_exact_length() -> None:
     # Not a whole number of hops; the last chunk (moved back to end at the input's end) still starts
     # on the encoder's 4-sample stride: an untrained strided model is far from shift-equivariant.
     mix = 0.1 * torch.randn(1, 8000 * 3 + 16)
-    out = Separator(model, segment=0.5, overlap=0.25, batch_size=3).separate_tensor(mix, 8000)
+    out = Separator(model, consistency=False, segment=0.5, overlap=0.25, batch_size=3).separate_tensor(
+        mix, 8000
+    )
     assert out.shape == (2, 1, mix.shape[1])
     direct = _direct(model, mix)
     error = (out - direct).pow(2).mean() / direct.pow(2).mean()
@@ -62,7 +64,7 @@ def test_last_chunk_is_full_of_real_audio(overlap: float) -> None:
     model = tiny_model().eval()
     chunk = 4000
     mix = 0.1 * torch.randn(1, chunk * 5 // 2, generator=torch.Generator().manual_seed(1))
-    separator = Separator(model, segment=chunk / 8000, overlap=overlap, batch_size=2)
+    separator = Separator(model, consistency=False, segment=chunk / 8000, overlap=overlap, batch_size=2)
     _, hop, n_chunks = separator.plan(mix.shape[1])
     out = separator.separate_tensor(mix, 8000)
     last = mix.shape[1] - chunk
@@ -75,7 +77,7 @@ def test_last_chunk_is_full_of_real_audio(overlap: float) -> None:
 def test_input_shorter_than_a_chunk_is_one_unpadded_chunk() -> None:
     model = tiny_model().eval()
     mix = 0.1 * torch.randn(1, 3001)
-    separator = Separator(model, segment=0.5, overlap=0.1)
+    separator = Separator(model, consistency=False, segment=0.5, overlap=0.1)
     assert separator.plan(3001) == (3001, 3001, 1)
     torch.testing.assert_close(separator.separate_tensor(mix, 8000), _direct(model, mix), rtol=0, atol=1e-6)
 
@@ -83,15 +85,15 @@ def test_input_shorter_than_a_chunk_is_one_unpadded_chunk() -> None:
 def test_batching_does_not_change_the_result_much() -> None:
     model = tiny_model()
     mix = 0.1 * torch.randn(1, 8000 * 3)
-    one = Separator(model, segment=0.4, batch_size=1).separate_tensor(mix, 8000)
-    many = Separator(model, segment=0.4, batch_size=8).separate_tensor(mix, 8000)
+    one = Separator(model, consistency=False, segment=0.4, batch_size=1).separate_tensor(mix, 8000)
+    many = Separator(model, consistency=False, segment=0.4, batch_size=8).separate_tensor(mix, 8000)
     torch.testing.assert_close(one, many, rtol=1e-4, atol=1e-5)
 
 
 def test_resampling_round_trip_keeps_length_and_rate() -> None:
     model = tiny_model()
     mix = 0.1 * torch.randn(2, 44100 + 3)
-    out = Separator(model, segment=0.5).separate_tensor(mix, 44100)
+    out = Separator(model, consistency=False, segment=0.5).separate_tensor(mix, 44100)
     assert out.shape == (2, 2, 44103)
 
 
@@ -174,3 +176,18 @@ def test_cpu_separator_keeps_large_blocks_in_the_heap() -> None:
 
     Separator(tiny_model(), device="cpu")
     assert runtime._tuned and runtime.keep_large_blocks()
+
+
+def test_mixture_consistency_makes_stems_add_up_to_the_input() -> None:
+    """A masking speech model's stems sum to the input (on by default for complete source sets)."""
+    from separate.engine import sources_add_up
+    from separate.models import build
+
+    torch.manual_seed(0)
+    model = build("convtasnet", n_filters=16, bottleneck=8, hidden=16, skip=8, blocks=2, repeats=1)
+    assert sources_add_up(model)
+    mix = 0.1 * torch.randn(1, 8000 * 3)
+    stems = Separator(model, segment=1.0).separate_tensor(mix, 8000)
+    torch.testing.assert_close(stems.sum(0), mix, rtol=0, atol=1e-4)
+    raw = Separator(model, segment=1.0, consistency=False).separate_tensor(mix, 8000)
+    assert (raw.sum(0) - mix).abs().max() > 1e-3

@@ -19,7 +19,7 @@ DEMO = ROOT / "examples" / "audio"
 ENTRIES = checkpoints.registry()
 #: SI-SNRi the default model must reach on the demo mixture (it measured higher when shipped: see
 #: the entry's card); a floor that catches a broken file, engine or registry, not a target.
-DEMO_FLOOR_DB = 1.0
+DEMO_FLOOR_DB = 0.5
 
 
 @pytest.mark.parametrize("name", sorted(ENTRIES))
