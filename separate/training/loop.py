@@ -39,6 +39,9 @@ from separate.training.objective import Objective, per_item, si_snr_improvement
 from separate.training.schedules import EarlyStopping, build_schedule
 from separate.training.state import capture_rng, restore_rng, save_state, seed_everything
 
+#: Validation values a release checkpoint records (the smoothed one with ``train.monitor_window`` > 1).
+METRICS = ("valid_loss", "valid_si_snri", "smoothed_valid_loss", "smoothed_valid_si_snri")
+
 
 class TrainingDiverged(SeparateError):
     """The loss or the gradient became NaN or infinite; the last good state stays on disk."""
@@ -112,7 +115,7 @@ class Trainer:
             weight_decay=train["weight_decay"],
         )
         self.schedule = build_schedule(self.optimizer, train["scheduler"])
-        self.early = EarlyStopping(train["early_stop"])
+        self.early = EarlyStopping(train["early_stop"], train["monitor_window"])
         self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
         self.train_set, self.valid_set, data_sources = data_setup.build_datasets(data, self.model)
@@ -216,7 +219,7 @@ class Trainer:
                     "valid": data["valid"],
                 },
             },
-            metrics={key: record[key] for key in ("valid_loss", "valid_si_snri") if key in record},
+            metrics={key: record[key] for key in METRICS if key in record},
         )
 
     # ---------------------------------------------------------------- steps
@@ -356,6 +359,9 @@ class Trainer:
             "best": improved,
             "train_metrics": train_means,
         }
+        if self.early.window > 1:
+            sign = 1.0 if self.train_cfg["monitor"] == "loss" else -1.0
+            record[f"smoothed_valid_{self.train_cfg['monitor']}"] = sign * self.early.value
         self.history.append(record)
         self.epoch += 1
         self.step_in_epoch = 0
