@@ -1,7 +1,7 @@
 """``separate train RECIPE.toml``: train a model from a recipe; ``--resume`` continues a run.
 
 Several processes: ``torchrun --nproc_per_node N -m separate train RECIPE.toml`` (DDP; rank 0 prints
-and writes).
+and writes). Ctrl-C or SIGTERM saves the state and exits with 130 or 143.
 """
 
 from __future__ import annotations
@@ -24,43 +24,84 @@ from separate.cli.common import (
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+recipe_argument = typer.Argument(..., help="Recipe TOML (examples/recipes/*.toml) or a run's config.json.")
+overrides_option = typer.Option(
+    None,
+    "--set",
+    help="Override a recipe value, KEY=VALUE with a dotted key (repeatable): --set train.lr=5e-4",
+)
+out_option = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<recipe name>).")
+resume_option = typer.Option(
+    False,
+    "--resume",
+    help="Continue the run in --out from its last saved state (starts it if there is none).",
+)
+check_option = typer.Option(
+    False,
+    "--check",
+    help="Resolve the recipe, build its model and loss, check its data options; train nothing.",
+)
+progress_option = typer.Option(
+    30.0,
+    "--progress-every",
+    min=0.0,
+    metavar="SECONDS",
+    help="Log a progress record every SECONDS (0: never); printed as a line when not on a terminal.",
+)
+
 
 def train(
-    recipe: str = typer.Argument(..., help="Recipe TOML (examples/recipes/*.toml) or a run's config.json."),
-    overrides: list[str] = typer.Option(
-        None,
-        "--set",
-        help="Override a recipe value, KEY=VALUE with a dotted key (repeatable): --set train.lr=5e-4",
-    ),
-    out: str = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<recipe name>)."),
-    resume: bool = typer.Option(
-        False,
-        "--resume",
-        help="Continue the run in --out from its last saved state (starts it if there is none).",
-    ),
-    check: bool = typer.Option(
-        False,
-        "--check",
-        help="Resolve the recipe, build its model and loss, check its data options; train nothing.",
-    ),
+    recipe: str = recipe_argument,
+    overrides: list[str] = overrides_option,
+    out: str = out_option,
+    resume: bool = resume_option,
+    check: bool = check_option,
+    progress_every: float = progress_option,
     device: str = device_option,
     threads: int = threads_option,
     as_json: bool = json_option,
 ) -> None:
     """Train a separation model from a recipe; writes config, log, states and model.safetensors to --out."""
-    from separate.runtime import rank_and_world
     from separate.training import check_recipe
-    from separate.training import train as run_training
 
     set_threads(threads)
     overrides = list(overrides or [])
     if check:
         _show_check(check_recipe(recipe, overrides), as_json)
         return
+    _train(recipe, overrides, out, resume, device, progress_every, as_json)
+
+
+def _train(
+    recipe: str,
+    overrides: list[str],
+    out: str | None,
+    resume: bool,
+    device: str,
+    progress_every: float,
+    as_json: bool,
+) -> None:
+    from separate.runtime import rank_and_world
+    from separate.training import TrainingInterrupted
+    from separate.training import train as run_training
+
     main_process = rank_and_world()[0] == 0
     reporter = RichReporter(main_process)
     try:
-        summary = run_training(recipe, overrides, out=out, resume=resume, device=device, reporter=reporter)
+        summary = run_training(
+            recipe,
+            overrides,
+            out=out,
+            resume=resume,
+            device=device,
+            reporter=reporter,
+            progress_every=progress_every,
+        )
+    except TrainingInterrupted as stopped:
+        reporter.close()
+        if main_process:
+            console.print(str(stopped), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(stopped.exit_code) from None
     finally:
         reporter.close()
     if not main_process:
@@ -106,39 +147,46 @@ def _show_check(checked: dict[str, Any], as_json: bool) -> None:
 
 
 class RichReporter:
-    """A :class:`separate.training.Reporter` for the terminal: a progress bar per epoch (on a terminal
-    only) and one line per epoch; with ``enabled=False`` (ranks other than 0) it shows nothing."""
+    """A :class:`separate.training.Reporter` for the terminal: a progress bar per epoch on a terminal,
+    a progress line every few seconds otherwise, and one line per epoch; with ``enabled=False``
+    (ranks other than 0) it shows nothing."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.progress: Progress | None = None
+        self.bar: Progress | None = None
         self.task: Any = None
         self.examples = 0
         self.started = 0.0
 
-    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
+    def epoch_started(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
         if not self.enabled or not console.is_terminal:
             return
-        if self.progress is None:
-            self.progress = progress_bar(
+        if self.bar is None:
+            self.bar = progress_bar(
                 "epoch {task.fields[epoch]}",
                 counter="of",
                 extra="loss {task.fields[loss]:.3f}  {task.fields[speed]:.1f} ex/s",
             )
-            self.progress.start()
+            self.bar.start()
         if self.task is not None:
-            self.progress.remove_task(self.task)
-        self.task = self.progress.add_task(
-            "train", total=steps, epoch=f"{epoch}/{epochs}", loss=0.0, speed=0.0
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(
+            "train", total=steps, completed=done, epoch=f"{epoch}/{epochs}", loss=0.0, speed=0.0
         )
         self.examples, self.started = 0, time.perf_counter()
 
     def step_done(self, loss: float, examples: int) -> None:
-        if self.progress is None or self.task is None:
+        if self.bar is None or self.task is None:
             return
         self.examples += examples
         speed = self.examples / max(time.perf_counter() - self.started, 1e-9)
-        self.progress.update(self.task, advance=1, loss=loss, speed=speed)
+        self.bar.update(self.task, advance=1, loss=loss, speed=speed)
+
+    def progress(self, record: dict[str, Any]) -> None:
+        if self.enabled and not console.is_terminal:
+            from separate.training.progress import progress_line
+
+            console.print(progress_line(record), markup=False, highlight=False, soft_wrap=True)
 
     def epoch_done(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -155,9 +203,9 @@ class RichReporter:
             console.print(text, markup=False)
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 def register(app: typer.Typer) -> None:
