@@ -1,5 +1,5 @@
 """``separate train`` for a person: progress records and lines, totals across resumes, SIGTERM/Ctrl-C
-saving the state, a smoothed best epoch."""
+saving the state, ``--export``, a smoothed best epoch, ``--check`` telling the truth about AMP."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 
 from separate import checkpoints
+from separate.cli import main as cli_main
 from separate.training import resolve_recipe, train
 from separate.training.progress import epoch_records, progress_line
 from separate.training.recipe import differences
@@ -136,6 +137,42 @@ def test_a_signal_saves_the_state_and_resume_finishes_the_run(tmp_path: Path, na
         assert all(torch.equal(first_run[key], second_run[key]) for key in first_run), file
 
 
+def test_export_turns_a_state_into_a_release_checkpoint(
+    fast_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    best = tmp_path / "best.safetensors"
+    assert cli_main(["train", "--export", str(fast_run), "-o", str(best)]) == 0
+    assert f"wrote {best}: convtasnet" in capsys.readouterr().err
+    release = fast_run / "model.safetensors"
+    assert checkpoints.read_header(best) == checkpoints.read_header(release)
+    ours, theirs = _tensors(best), _tensors(release)
+    assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+
+    half = tmp_path / "last-half.safetensors"
+    args = ["train", "--export", str(fast_run), "--state", "last", "-o", str(half), "--half", "--json"]
+    assert cli_main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["state"] == "last" and summary["epoch"] == 2 and summary["steps"] == 8
+    assert summary["examples"] == 64 and summary["half"] and summary["bytes"] == half.stat().st_size
+    assert set(summary["metrics"]) == {"valid_loss", "valid_si_snri"}
+    last = load_state(fast_run / "state" / "last.safetensors")["model"]
+    exported = _tensors(half)
+    assert all(t.dtype == torch.float16 for t in exported.values() if t.is_floating_point())
+    assert torch.equal(exported["encoder.conv.weight"], last["encoder.conv.weight"].half())
+    assert checkpoints.load(half) is not None
+
+    for args, message in (
+        (["train", "--export", str(fast_run)], "--export needs -o"),
+        (["train", str(TINY), "--export", str(fast_run), "-o", str(best)], "takes no RECIPE"),
+        (["train", "--export", str(tmp_path / "none"), "-o", str(best)], "does not exist"),
+        (["train", "--export", str(fast_run), "--state", "first", "-o", str(best)], "--state must be one of"),
+        (["train", str(TINY), "--half"], "--state and --half go with --export"),
+    ):
+        assert cli_main(args) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
+
 def test_a_monitor_window_picks_the_best_smoothed_epoch() -> None:
     noisy = [5.0, 1.0, 6.0, 3.0, 2.5, 2.5]  # one lucky epoch (1), then a steady improvement
     single, smoothed = EarlyStopping(), EarlyStopping(window=3)
@@ -173,3 +210,12 @@ def test_monitor_window_trains_and_old_configs_without_it_still_resume(tmp_path:
     ]
     summary = train(TINY, [*FAST, "train.epochs=3"], out=legacy, resume=True, progress_every=0)
     assert summary["epochs"] == 3
+
+
+def test_check_says_amp_runs_only_on_cuda(capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["train", str(TINY), "--check", "--device", "cpu"]) == 0
+    out = capsys.readouterr().err
+    assert "amp: off (train.amp is used only on CUDA" in out and "'amp'" not in out
+    assert cli_main(["train", str(TINY), "--check", "--device", "cpu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["amp"].startswith("off")
+    assert cli_main(["train"]) == 2  # no arguments: the help

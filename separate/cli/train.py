@@ -1,4 +1,5 @@
-"""``separate train RECIPE.toml``: train a model from a recipe; ``--resume`` continues a run.
+"""``separate train RECIPE.toml``: train a model from a recipe; ``--resume`` continues a run;
+``--export RUN -o MODEL.safetensors`` turns a run's state into a release checkpoint.
 
 Several processes: ``torchrun --nproc_per_node N -m separate train RECIPE.toml`` (DDP; rank 0 prints
 and writes). Ctrl-C or SIGTERM saves the state and exits with 130 or 143.
@@ -24,13 +25,17 @@ from separate.cli.common import (
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-recipe_argument = typer.Argument(..., help="Recipe TOML (examples/recipes/*.toml) or a run's config.json.")
+recipe_argument = typer.Argument(
+    None, help="Recipe TOML (examples/recipes/*.toml) or a run's config.json (not with --export)."
+)
 overrides_option = typer.Option(
     None,
     "--set",
     help="Override a recipe value, KEY=VALUE with a dotted key (repeatable): --set train.lr=5e-4",
 )
-out_option = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<recipe name>).")
+out_option = typer.Option(
+    None, "--out", "-o", help="Run folder (default: runs/<recipe name>); with --export, the model file."
+)
 resume_option = typer.Option(
     False,
     "--resume",
@@ -41,6 +46,14 @@ check_option = typer.Option(
     "--check",
     help="Resolve the recipe, build its model and loss, check its data options; train nothing.",
 )
+export_option = typer.Option(
+    None,
+    "--export",
+    metavar="RUN",
+    help="Write the weights of a run folder's state to -o MODEL.safetensors as a release checkpoint.",
+)
+state_option = typer.Option(None, "--state", help="With --export: best (default) or last.")
+half_option = typer.Option(False, "--half", help="With --export: store the weights as float16.")
 progress_option = typer.Option(
     30.0,
     "--progress-every",
@@ -56,18 +69,31 @@ def train(
     out: str = out_option,
     resume: bool = resume_option,
     check: bool = check_option,
+    export: str = export_option,
+    state: str = state_option,
+    half: bool = half_option,
     progress_every: float = progress_option,
     device: str = device_option,
     threads: int = threads_option,
     as_json: bool = json_option,
 ) -> None:
     """Train a separation model from a recipe; writes config, log, states and model.safetensors to --out."""
+    from separate.errors import SeparateError
     from separate.training import check_recipe
 
     set_threads(threads)
     overrides = list(overrides or [])
+    if export is not None:
+        if recipe is not None or overrides or resume or check:
+            raise SeparateError("--export RUN takes no RECIPE, --set, --resume or --check")
+        _export(export, out, state or "best", half, as_json)
+        return
+    if recipe is None:
+        raise SeparateError("give a RECIPE to train (or --export RUN -o MODEL.safetensors)")
+    if state is not None or half:
+        raise SeparateError("--state and --half go with --export")
     if check:
-        _show_check(check_recipe(recipe, overrides), as_json)
+        _show_check(check_recipe(recipe, overrides), device, as_json)
         return
     _train(recipe, overrides, out, resume, device, progress_every, as_json)
 
@@ -119,17 +145,47 @@ def _train(
     )
 
 
+def _export(run: str, out: str | None, state: str, half: bool, as_json: bool) -> None:
+    from separate.errors import SeparateError
+    from separate.training import export_run
+
+    if out is None:
+        raise SeparateError("--export needs -o MODEL.safetensors (the file to write)")
+    summary = export_run(run, out, state=state, half=half)
+    if as_json:
+        emit_json(summary)
+        return
+    where = f"epoch {summary['epoch']}" + (
+        f", step {summary['step_in_epoch']} of the next" if summary["step_in_epoch"] else ""
+    )
+    metrics = ", ".join(f"{key} {value:.3f}" for key, value in summary["metrics"].items())
+    console.print(
+        f"wrote {summary['model']}: {summary['architecture']}, {summary['parameters']:,} parameters"
+        f"{' (float16)' if half else ''}, {state} state at {where}" + (f"; {metrics}" if metrics else ""),
+        markup=False,
+        highlight=False,
+    )
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _show_check(checked: dict[str, Any], as_json: bool) -> None:
+def _show_check(checked: dict[str, Any], device: str, as_json: bool) -> None:
     from separate.bench.complexity import count_parameters
+    from separate.runtime import select_device
 
     model, config = checked["model"], checked["config"]
     parameters = count_parameters(model) + count_parameters(checked["loss"])
+    train = config["train"]
+    # Mixed precision runs only on CUDA (see separate.training.loop); say what this machine would do.
+    cuda = select_device(device).type == "cuda"
+    amp = f"{train['amp_dtype']} on CUDA" if train["amp"] and cuda else "off"
+    if train["amp"] and not cuda:
+        amp += " (train.amp is used only on CUDA; this run would use the CPU)"
     if as_json:
-        emit_json({"config": config, "parameters": parameters, "architecture": type(model).architecture})
+        architecture = type(model).architecture
+        emit_json({"config": config, "parameters": parameters, "architecture": architecture, "amp": amp})
         return
     paper = config["paper"]
     lines = [f"{config['recipe']['name']}: {type(model).architecture}, {parameters:,} parameters"]
@@ -141,7 +197,8 @@ def _show_check(checked: dict[str, Any], as_json: bool) -> None:
     data = config["data"]
     lines.append(f"data: {data['layout']} at {data['root'] or '(generated)'}, batch {data['batch_size']}")
     lines.append(f"loss: {config['loss']}")
-    lines.append(f"train: {config['train']}")
+    lines.append(f"train: { {k: v for k, v in train.items() if k not in ('amp', 'amp_dtype')} }")
+    lines.append(f"amp: {amp}")
     for line in lines:
         console.print(line, markup=False, highlight=False)
 

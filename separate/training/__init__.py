@@ -12,12 +12,13 @@
 * :mod:`.loop`: :class:`Trainer` (epochs, validation, saving);
 * :mod:`.progress`: the progress :class:`Reporter` and the progress records of ``log.jsonl``;
 * :mod:`.interrupt`: SIGINT/SIGTERM save the state and stop the run (:class:`TrainingInterrupted`);
-* :mod:`.export`: the release checkpoint of a run (``model.safetensors``);
+* :mod:`.export`: release checkpoints of a run (``model.safetensors``, :func:`export_run`);
 * :mod:`.schedules`: learning-rate schedules and early stopping;
 * :mod:`.state`: training states on disk (no pickle), RNG capture, the run folder's paths;
 * :mod:`.distributed`: DDP process groups under torchrun.
 """
 
+from separate.training.export import export_run
 from separate.training.interrupt import TrainingInterrupted
 from separate.training.loop import TrainingDiverged
 from separate.training.progress import Reporter
@@ -28,6 +29,7 @@ __all__ = [
     "TrainingDiverged",
     "TrainingInterrupted",
     "check_recipe",
+    "export_run",
     "resolve_recipe",
     "train",
 ]
