@@ -132,6 +132,8 @@ def test_a_signal_saves_the_state_and_resume_finishes_the_run(tmp_path: Path, na
 
     result = run_cli("train", str(TINY), "--out", str(run), "--resume", "--device", "cpu", *_sets(overrides))
     assert result.returncode == 0, result.stderr.decode()
+    done = result.stderr.decode().splitlines()[-1]  # longer than 80 columns: not wrapped in a pipe
+    assert done.startswith("done: 4 epochs") and done.endswith(f"model: {run / 'model.safetensors'}"), done
     for file in ("model.safetensors", "state/last.safetensors"):
         first_run, second_run = _tensors(reference / file), _tensors(run / file)
         assert all(torch.equal(first_run[key], second_run[key]) for key in first_run), file
