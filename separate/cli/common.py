@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +14,19 @@ from rich.console import Console
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-#: Human-facing output (tables, progress) goes to stderr so stdout stays clean for audio and JSON.
-console = Console(stderr=True, highlight=False)
+#: Line width when the output is a file or a pipe: whole table rows, never wrapped at 80 columns.
+WIDE = 1000
+
+
+def _console() -> Console:
+    """Human-facing output (tables, progress) goes to stderr so stdout stays clean for audio and JSON."""
+    out = Console(stderr=True, highlight=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = WIDE
+    return out
+
+
+console = _console()
 
 json_option = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
 device_option = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N")
@@ -29,14 +42,24 @@ threads_option = typer.Option(
 
 
 def emit_json(obj: Any) -> None:
-    """Write ``obj`` as one JSON document on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """Write ``obj`` as one JSON document on stdout (NaN and infinities as null: strict JSON)."""
+    sys.stdout.write(json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
-        return value.item()
+        return _finite(value.item())
     if hasattr(value, "__fspath__"):
         return str(value)
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -76,6 +77,9 @@ def speech(
     estimates: str = typer.Option(
         None, "--estimates", help="Folder of estimates: <utterance>/<any>.wav or s1..sJ/<utterance>.wav."
     ),
+    oracle: str = typer.Option(
+        None, "--oracle", help="Score an oracle mask instead of a model: irm (ideal ratio) | ibm (binary)."
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help=_JOBS_HELP),
     out: str = typer.Option(None, "--out", "-o", help="Write <out>/utterances.csv and summary.json."),
     no_sdr: bool = typer.Option(False, "--no-sdr", help="Skip BSSEval SDR/SDRi (SI-SNR only, much faster)."),
@@ -85,7 +89,8 @@ def speech(
     threads: int = threads_option,
     as_json: bool = json_option,
 ) -> None:
-    """Speech: SI-SNR, SI-SNRi, SDR, SDRi per utterance (best assignment), mean/median/95 % CI."""
+    """Speech: SI-SNR, SI-SNRi, SDR, SDRi per utterance (best assignment), mean/median/95 % CI; with
+    --oracle, the same scores of an oracle mask (how far a model is from it on the same data)."""
     from separate.evaluation import evaluate_speech
 
     set_threads(threads)
@@ -98,9 +103,10 @@ def speech(
         "out": out,
         "with_sdr": not no_sdr,
         "dataset_options": {"task": task} if task else None,
+        "oracle": oracle,
     }
     report = _run(evaluate_speech, "utterances", model, estimates, segment, batch_size, options)
-    _show(report, as_json, _speech_table)
+    _show(report, as_json, lambda shown: _speech_table(shown, oracle))
 
 
 def _run(
@@ -113,7 +119,7 @@ def _run(
     options: dict[str, Any],
 ) -> Any:
     """Score a model or a folder of estimates with ``evaluate``, showing a progress bar over ``unit``."""
-    loaded = _load_model(model, estimates)
+    loaded = _load_model(model, estimates, options)
     with _progress(unit) as progress:
         return evaluate(
             **options,
@@ -134,11 +140,18 @@ def _show(report: Any, as_json: bool, table: Callable[[dict[str, Any]], None]) -
         table(report.to_dict())
 
 
-def _load_model(model: str | None, estimates: str | None) -> Any:
+def _load_model(model: str | None, estimates: str | None, options: dict[str, Any]) -> Any:
+    """The model to evaluate (None for estimates or an oracle); exactly one of them must be given."""
     from separate.errors import SeparateError
 
-    if (model is None) == (estimates is None):
-        raise SeparateError("give exactly one of --model and --estimates")
+    inputs = {"--model": model, "--estimates": estimates}
+    if "oracle" in options:
+        inputs["--oracle"] = options["oracle"]
+    given = [name for name, value in inputs.items() if value is not None]
+    if len(given) != 1:
+        names = list(inputs)
+        got = f" (got {' and '.join(given)})" if given else ""
+        raise SeparateError(f"give exactly one of {', '.join(names[:-1])} and {names[-1]}{got}")
     if model is None:
         return None
     from separate.checkpoints import load_model
@@ -173,13 +186,18 @@ def _music_table(report: dict[str, Any]) -> None:
     console.print("median over 1 s frames per track, then over tracks (SiSEC 2018); pooled: over all frames")
 
 
-def _speech_table(report: dict[str, Any]) -> None:
+def _speech_table(report: dict[str, Any], oracle: str | None = None) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report['utterances']} utterances")
+    kind = {"irm": "oracle ideal ratio mask, ", "ibm": "oracle ideal binary mask, "}.get(oracle or "", "")
+    table = Table(title=f"{kind}{report['utterances']} utterances")
     for column in ("metric", "mean", "median", "95 % CI of the mean"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for metric, stats in report["summary"].items():
-        interval = f"[{stats['ci_low']:.2f}, {stats['ci_high']:.2f}]"
-        table.add_row(metric, f"{stats['mean']:.2f}", f"{stats['median']:.2f}", interval)
+        interval = f"[{_db(stats['ci_low'])}, {_db(stats['ci_high'])}]" if stats["count"] > 1 else "n/a"
+        table.add_row(metric, _db(stats["mean"]), _db(stats["median"]), interval)
     console.print(table)
+
+
+def _db(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else "n/a"

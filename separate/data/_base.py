@@ -40,13 +40,15 @@ STANDARD_SPLITS = {
 
 @dataclass(frozen=True)
 class Item:
-    """One mixture on disk: where its files are and how long they are (at the files' own rate)."""
+    """One mixture on disk: where its files are and how long they are (at the files' own rate);
+    ``speakers``: the speaker id of each component, where the corpus codes them (else None)."""
 
     name: str
     components: tuple[str, ...]
     mixture: str | None
     frames: int
     rate: int
+    speakers: tuple[str, ...] | None = None
 
 
 def check_lengths(item_name: str, paths: Sequence[str]) -> tuple[int, int]:
@@ -139,6 +141,9 @@ class SeparationDataset(Dataset):
         self.lengths = [resampled_length(item.frames, item.rate, self.sample_rate) for item in self.items]
         self.kept = self._select_items()
         self.channels = 1 if mono else self._probe_channels(self.items[0])
+        self.knows_speakers = all(
+            item.speakers is not None and len(item.speakers) == self.n_components for item in self.items
+        )
         self.augment = build_augmentation(augment, self)
         self.set_epoch(0)
 
@@ -266,9 +271,12 @@ class SeparationDataset(Dataset):
         self, components: Sequence[int], samples: int, generator: torch.Generator
     ) -> list[Tensor]:
         """For each requested component, that component of a different random item where there are
-        enough items (one item per slot), each with its own random span: ``[C, samples]`` each."""
+        enough items (one item per slot), each with its own random span: ``[C, samples]`` each.
+        When the items' speakers are known, the drawn components have distinct speakers."""
         count = len(self.kept)
-        if count >= len(components):
+        if self.knows_speakers:
+            picks = self._distinct_speakers(components, generator)
+        elif count >= len(components):
             picks = torch.randperm(count, generator=generator)[: len(components)].tolist()
         else:
             picks = torch.randint(0, count, (len(components),), generator=generator).tolist()
@@ -282,6 +290,29 @@ class SeparationDataset(Dataset):
             _, audio = self.read(item_index, offset, samples, [component], need_mixture=False)
             spans.append(torch.from_numpy(audio[0]))
         return spans
+
+    def _distinct_speakers(self, components: Sequence[int], generator: torch.Generator) -> list[int]:
+        """Random picks (positions in ``kept``), one per component, whose speakers all differ."""
+        count, picks, taken = len(self.kept), [], set()
+
+        def speaker(pick: int, component: int) -> str:
+            speakers = self.items[self.kept[pick]].speakers
+            assert speakers is not None
+            return speakers[component]
+
+        for component in components:
+            tries = torch.randint(0, count, (8,), generator=generator).tolist()
+            free = [pick for pick in tries if speaker(pick, component) not in taken]
+            if not free:  # a crowded draw: look at every item, in random order
+                order = torch.randperm(count, generator=generator).tolist()
+                free = [pick for pick in order if speaker(pick, component) not in taken]
+            if not free:
+                raise SeparateError(
+                    f"cannot draw {len(components)} distinct speakers from {self.where}: it has fewer"
+                )
+            picks.append(free[0])
+            taken.add(speaker(free[0], component))
+        return picks
 
 
 def resolve_options(options: dict[str, Any], training: bool) -> dict[str, Any]:

@@ -81,7 +81,9 @@ class Remix:
     With probability ``p`` per example, every component is taken from a different random item
     of ``bank`` (as many distinct items as there are components, when the bank has that many)
     with its own random span. ``any_slot=True`` (speech) also draws which component of that item
-    is used, since speaker slots are interchangeable; for music the slot (the stem) is kept.
+    is used, since speaker slots are interchangeable; for music the slot (the stem) is kept. Where
+    the bank knows its items' speakers (WSJ0-mix, WHAM! and LibriMix names code them), the drawn
+    components have distinct speakers, so a speaker is never mixed with itself.
     """
 
     def __init__(self, bank: ComponentBank, p: float = 1.0, any_slot: bool = False) -> None:

@@ -5,6 +5,8 @@ folder itself. The CSV ``metadata/mixture_<subset>_<mix_clean|mix_both|mix_singl
 columns ``mixture_ID, mixture_path, source_1_path .. source_J_path, [noise_path,] length``
 (SPEC §8.3). Paths may be absolute or relative to the dataset root; an absolute path that no
 longer exists (the corpus was moved) is looked up as ``<subset>/<folder>/<file>`` under ``root``.
+Mixture IDs code the speakers (:func:`librimix_speakers`), so speaker remixing never pairs a speaker
+with itself.
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ def _subset(split: str, metadata: str, mixture_type: str) -> str:
             raise SeparateError(f"split 'train' is ambiguous in {metadata} ({', '.join(found)}); name one")
         return found[0]
     return split_name(split, SPLIT_ALIASES, metadata)
+
+
+def librimix_speakers(name: str) -> tuple[str, ...] | None:
+    """Speakers coded in a LibriMix mixture ID ``<spk>-<chapter>-<utt>_<spk>-<chapter>-<utt>[...]``;
+    None for IDs that do not follow that pattern."""
+    fields = [part.split("-") for part in name.split("_")]
+    if len(fields) < 2 or any(len(f) != 3 or not all(x.isdigit() for x in f) for f in fields):
+        return None
+    return tuple(f[0] for f in fields)
 
 
 class _PathResolver:
@@ -155,7 +166,7 @@ class LibriMixDataset(SeparationDataset):
                     )
             else:
                 frames = int(float(row["length"]))
-            items.append(Item(name, components, mixture, frames, rate))
+            items.append(Item(name, components, mixture, frames, rate, librimix_speakers(name)))
         super().__init__(
             items,
             [f"s{j + 1}" for j in range(len(columns))],

@@ -2,7 +2,8 @@
 
 ``root`` is the folder holding ``tr``, ``cv`` and ``tt`` (for WSJ0-mix e.g.
 ``wsj0-mix/2speakers/wav8k/min``). Every file in the mixture folder must have a file of the same
-name in each source folder, of the same length (SPEC §8.1, §8.2, §8.4).
+name in each source folder, of the same length (SPEC §8.1, §8.2, §8.4). WSJ0-mix and WHAM! file
+names code the speakers (:func:`wsj0_speakers`), so speaker remixing never pairs a speaker with itself.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ WHAM_TASKS: dict[str, tuple[str, tuple[str, ...] | None, bool]] = {
 }
 
 _SOURCE_FOLDER = re.compile(r"^s(\d+)$")
+#: A WSJ0 utterance id: 8 lowercase letters and digits, not all digits (``01aa010k``, ``011c0201``).
+_WSJ0_UTTERANCE = re.compile(r"^(?![0-9]{8}$)[0-9a-z]{8}$")
 
 
 def source_folders(split_dir: str) -> list[str]:
@@ -59,6 +62,27 @@ def source_folders(split_dir: str) -> list[str]:
         found = ", ".join(f"s{n}" for n in numbers)
         raise SeparateError(f"source folders under {split_dir} must be s1..sJ without gaps, found {found}")
     return [f"s{n}" for n in numbers]
+
+
+def wsj0_speakers(name: str) -> tuple[str, ...] | None:
+    """Speakers coded in a WSJ0-mix (and WHAM!) mixture name ``<utt1>_<snr1>_<utt2>_<snr2>[...]``:
+    the first three characters of each WSJ0 utterance id (``01aa010k`` -> ``01a``); None for names
+    that do not follow that pattern."""
+    parts = name.split("_")
+    if len(parts) < 4 or len(parts) % 2:
+        return None
+    utterances, gains = parts[0::2], parts[1::2]
+    if not all(_is_number(gain) for gain in gains) or not all(map(_WSJ0_UTTERANCE.match, utterances)):
+        return None
+    return tuple(utterance[:3] for utterance in utterances)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _audio_files(folder: str) -> list[str]:
@@ -111,7 +135,9 @@ class WsjMixDataset(SeparationDataset):
             mixture = os.path.join(mixture_dir, name)
             components = tuple(os.path.join(split_dir, source, name) for source in folders)
             frames, rate = check_lengths(name, [mixture, *components])
-            items.append(Item(os.path.splitext(name)[0], components, mixture, frames, rate))
+            stem = os.path.splitext(name)[0]
+            speakers = wsj0_speakers(stem) if sources is None else None
+            items.append(Item(stem, components, mixture, frames, rate, speakers))
         super().__init__(
             items,
             [f"s{j + 1}" for j in range(len(folders))] if sources is None else list(folders),

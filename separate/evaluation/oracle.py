@@ -28,8 +28,12 @@ def oracle_estimates(mix: Tensor, sources: Tensor, sample_rate: int, kind: str =
     hop = max(1, int(round(HOP_SECONDS * sample_rate)))
     window = torch.hann_window(n_fft, dtype=torch.float64, device=mix.device)
     length = mix.shape[-1]
-    mix_spec = _stft(mix.double(), n_fft, hop, window)  # [C, F, N]
-    magnitudes = _stft(sources.double().flatten(0, 1), n_fft, hop, window).abs()
+    # Signals shorter than a window get trailing zeros: the STFT's reflection padding needs them.
+    padded = max(length, n_fft)
+    mix = torch.nn.functional.pad(mix.double(), (0, padded - length))
+    sources_64 = torch.nn.functional.pad(sources.double(), (0, padded - length))
+    mix_spec = _stft(mix, n_fft, hop, window)  # [C, F, N]
+    magnitudes = _stft(sources_64.flatten(0, 1), n_fft, hop, window).abs()
     magnitudes = magnitudes.view(*sources.shape[:2], *magnitudes.shape[-2:])  # [S, C, F, N]
     if kind == "irm":
         masks = magnitudes / magnitudes.sum(0, keepdim=True).clamp_min(1e-12)
@@ -37,5 +41,5 @@ def oracle_estimates(mix: Tensor, sources: Tensor, sample_rate: int, kind: str =
         winner = magnitudes.argmax(0, keepdim=True)
         masks = torch.zeros_like(magnitudes).scatter_(0, winner, 1.0)
     masked = (masks * mix_spec.unsqueeze(0)).flatten(0, 1)
-    estimates = torch.istft(masked, n_fft, hop, window=window, center=True, length=length)
-    return estimates.view(*sources.shape).to(sources.dtype)
+    estimates = torch.istft(masked, n_fft, hop, window=window, center=True, length=padded)
+    return estimates[..., :length].reshape(sources.shape).to(sources.dtype)

@@ -104,7 +104,8 @@ def clear_datasets() -> None:
 
 @dataclass(frozen=True)
 class Task:
-    """One item to score: its place in the dataset, estimate files (or None: arrays are given)."""
+    """One item to score: its place in the dataset, estimate files (or None: arrays are given, or
+    ``oracle`` names the oracle mask that makes them from the references)."""
 
     dataset: ReferenceSet
     index: int
@@ -115,6 +116,7 @@ class Task:
     device: str = "cpu"
     json_path: str | None = None
     with_sdr: bool = True
+    oracle: str | None = None
 
 
 def read_estimates(task: Task, references: np.ndarray, rate: int) -> np.ndarray:

@@ -10,7 +10,9 @@ SI-SNR matrix (:mod:`separate.measures`), then per source
 
 :func:`evaluate_speech` scores a model or a folder of estimates on a corpus (wsj0mix, librimix,
 folder...): ``out/utterances.csv`` (one row per utterance) and ``out/summary.json`` (mean, median and
-95 % interval of the mean per metric).
+95 % interval of the mean per metric). ``oracle="irm"|"ibm"`` scores the oracle masks of
+:mod:`separate.evaluation.oracle` instead, through the same path. Without SDR (``with_sdr=False``)
+the SDR columns and metrics are left out.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from separate.audio import AUDIO_EXTENSIONS
 from separate.errors import SeparateError
 from separate.evaluation import runner
 from separate.evaluation.bsseval import bss_eval
+from separate.evaluation.oracle import ORACLES, oracle_estimates
 from separate.evaluation.reports import SpeechReport, read_csv, write_csv, write_json
 from separate.measures import hungarian, pairwise_si_snr, si_snr
 from separate.runtime import barrier_is_rank0, rank_and_world
 
 SPEECH_METRICS = ("si_snr", "si_snri", "sdr", "sdri")
+SDR_FIELDS = ("sdr", "sdri", "input_sdr")
 SPEECH_LAYOUTS = ("wsj0mix", "wham", "lrs2mix", "librimix", "folder")
 _DEFAULT_SPEECH_SPLIT = {"wsj0mix": "tt", "wham": "tt", "lrs2mix": "tt", "librimix": "test", "folder": None}
 _SPEECH_COLUMNS = ("utterance", *SPEECH_METRICS, "input_si_snr", "input_sdr", "assignment")
@@ -176,15 +180,22 @@ def evaluate_speech(
     progress: runner.Progress | None = None,
     dataset_options: dict[str, Any] | None = None,
     separator_options: dict[str, Any] | None = None,
+    oracle: str | None = None,
 ) -> SpeechReport:
-    """Score a model or a folder of estimates on a speech corpus (wsj0mix, librimix, folder...).
+    """Score a model, a folder of estimates or an oracle mask on a speech corpus (wsj0mix, librimix...).
 
     ``split`` defaults to the layout's test split (``tt`` / ``test``; the root itself for
     ``folder``). Estimates: ``DIR/<utterance>/<any name>.wav`` (one file per source, as
-    ``separate audio`` writes them) or ``DIR/s1..sJ/<utterance>.wav``.
+    ``separate audio`` writes them) or ``DIR/s1..sJ/<utterance>.wav``. ``oracle``: ``irm`` or
+    ``ibm`` (:func:`separate.evaluation.oracle.oracle_estimates`), instead of a model or estimates.
     """
     if layout not in SPEECH_LAYOUTS:
         raise SeparateError(f"unknown speech layout '{layout}' (known: {', '.join(SPEECH_LAYOUTS)})")
+    if oracle is not None and oracle not in ORACLES:
+        raise SeparateError(f"unknown oracle '{oracle}' (known: {', '.join(ORACLES)})")
+    if sum(x is not None for x in (model, estimates, oracle)) != 1:
+        raise SeparateError("give exactly one of a model, an estimates folder and an oracle to evaluate")
+    columns = _columns(with_sdr)
     runner.clear_datasets()
     root = str(runner.require_dir(root, "dataset root"))
     split = split if split is not None else _DEFAULT_SPEECH_SPLIT[layout]
@@ -192,12 +203,12 @@ def evaluate_speech(
     references = dataset.build()
     names = [references.item_name(i) for i in range(len(references))]
     n_src = len(references.sources)
-    if model is not None:
-        if len(model.sources) != n_src:
-            raise SeparateError(
-                f"the model separates {len(model.sources)} sources but the {layout} mixtures in {root} "
-                f"have {n_src}"
-            )
+    if model is not None and len(model.sources) != n_src:
+        raise SeparateError(
+            f"the model separates {len(model.sources)} sources but the {layout} mixtures in {root} "
+            f"have {n_src}"
+        )
+    if model is not None or oracle is not None:
         estimate_files: list[tuple[str, ...] | None] = [None] * len(names)
     else:
         estimate_files = list(_speech_estimate_files(runner.require_dir(estimates), names, n_src))
@@ -205,7 +216,14 @@ def evaluate_speech(
     metrics_device = runner.scoring_device(device, jobs, rank)
     tasks = [
         runner.Task(
-            dataset, i, name, tuple(references.sources), files, device=metrics_device, with_sdr=with_sdr
+            dataset,
+            i,
+            name,
+            tuple(references.sources),
+            files,
+            device=metrics_device,
+            with_sdr=with_sdr,
+            oracle=oracle,
         )
         for i, (name, files) in enumerate(zip(names, estimate_files, strict=True))
     ]
@@ -219,21 +237,26 @@ def evaluate_speech(
             raise SeparateError(
                 "under torchrun (WORLD_SIZE > 1) evaluation needs --out to merge per-rank files"
             )
-        write_csv(Path(out, f"utterances.rank{rank}-of-{world}.csv"), rows, _SPEECH_COLUMNS)
+        write_csv(Path(out, f"utterances.rank{rank}-of-{world}.csv"), rows, columns)
         complete = barrier_is_rank0()
         if complete:
             parts = [
-                read_csv(Path(out, f"utterances.rank{r}-of-{world}.csv"), _SPEECH_COLUMNS[1:-1])
-                for r in range(world)
+                read_csv(Path(out, f"utterances.rank{r}-of-{world}.csv"), columns[1:-1]) for r in range(world)
             ]
             order = {name: i for i, name in enumerate(names)}
             rows = sorted((row for part in parts for row in part), key=lambda row: order[row["utterance"]])
     report = SpeechReport(rows=rows, complete=complete)
-    report.summary = {metric: summarize([row[metric] for row in rows]) for metric in SPEECH_METRICS}
+    metrics = [metric for metric in SPEECH_METRICS if metric in columns]
+    report.summary = {metric: summarize([row[metric] for row in rows]) for metric in metrics}
     if out is not None and complete:
-        write_csv(Path(out, "utterances.csv"), rows, _SPEECH_COLUMNS)
+        write_csv(Path(out, "utterances.csv"), rows, columns)
         write_json(Path(out, "summary.json"), report.to_dict())
     return report
+
+
+def _columns(with_sdr: bool) -> tuple[str, ...]:
+    """Columns of the per-utterance CSV: name, the scores, the assignment."""
+    return tuple(column for column in _SPEECH_COLUMNS if with_sdr or column not in SDR_FIELDS)
 
 
 def _speech_estimate_files(folder: Path, names: Sequence[str], n_src: int) -> list[tuple[str, ...]]:
@@ -262,7 +285,9 @@ def _score_speech_task(task: runner.Task, estimates: np.ndarray | None) -> tuple
     """Worker: SI-SNR(i) and SDR(i) of one utterance as a CSV row."""
     dataset = task.dataset.build()
     mixture, references = dataset[task.index]
-    if estimates is None:
+    if task.oracle is not None:
+        estimates = oracle_estimates(mixture, references, dataset.sample_rate, task.oracle).numpy()
+    elif estimates is None:
         estimates = runner.read_estimates(task, references.numpy(), dataset.sample_rate)
     try:
         scores = speech_scores(
@@ -274,6 +299,6 @@ def _score_speech_task(task: runner.Task, estimates: np.ndarray | None) -> tuple
         )
     except SeparateError as error:
         raise SeparateError(f"utterance '{task.name}': {error}") from error
-    row = {"utterance": task.name, **{m: getattr(scores, m) for m in _SPEECH_COLUMNS[1:-1]}}
+    row = {"utterance": task.name, **{m: getattr(scores, m) for m in _columns(task.with_sdr)[1:-1]}}
     row["assignment"] = " ".join(str(i) for i in scores.assignment)
     return task.name, row

@@ -9,13 +9,27 @@
 * :mod:`.components`: the model, loss module and initial weights a recipe describes;
 * :mod:`.data`: datasets, the epoch sampler and loaders of a run;
 * :mod:`.objective`: model + loss as one module, the validation SI-SNRi;
-* :mod:`.loop`: :class:`Trainer` (epochs, validation, saving), the progress :class:`Reporter`;
+* :mod:`.loop`: :class:`Trainer` (epochs, validation, saving);
+* :mod:`.progress`: the progress :class:`Reporter` and the progress records of ``log.jsonl``;
+* :mod:`.interrupt`: SIGINT/SIGTERM save the state and stop the run (:class:`TrainingInterrupted`);
+* :mod:`.export`: release checkpoints of a run (``model.safetensors``, :func:`export_run`);
 * :mod:`.schedules`: learning-rate schedules and early stopping;
-* :mod:`.state`: training states on disk (no pickle), RNG capture;
+* :mod:`.state`: training states on disk (no pickle), RNG capture, the run folder's paths;
 * :mod:`.distributed`: DDP process groups under torchrun.
 """
 
-from separate.training.loop import Reporter, TrainingDiverged
+from separate.training.export import export_run
+from separate.training.interrupt import TrainingInterrupted
+from separate.training.loop import TrainingDiverged
+from separate.training.progress import Reporter
 from separate.training.run import check_recipe, resolve_recipe, train
 
-__all__ = ["Reporter", "TrainingDiverged", "check_recipe", "resolve_recipe", "train"]
+__all__ = [
+    "Reporter",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "check_recipe",
+    "export_run",
+    "resolve_recipe",
+    "train",
+]

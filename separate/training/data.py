@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -228,7 +229,9 @@ def loader(
     pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader whose worker seeds come from its own generator (seeded with ``seed``), never from
-    the global RNG, so iterating it draws nothing from the RNG streams the run saves."""
+    the global RNG, so iterating it draws nothing from the RNG streams the run saves. Its workers
+    ignore SIGINT: Ctrl-C reaches the whole process group, and the main process, which stops the run
+    after saving its state, still needs them for that step."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -238,7 +241,12 @@ def loader(
         generator=torch.Generator().manual_seed(seed),
         pin_memory=pin_memory,
         persistent_workers=False,
+        worker_init_fn=_ignore_interrupts if num_workers else None,
     )
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def valid_indices(dataset: Dataset, rank: int, world: int) -> list[int]:

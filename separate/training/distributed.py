@@ -62,15 +62,14 @@ class Distributed:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
 
-    def all_true(self, flag: bool) -> bool:
-        """True when ``flag`` is true on every process."""
+    def max(self, values: list[float]) -> list[float]:
+        """Element-wise maximum over processes (flags and signal numbers every process must agree on)."""
         if not self.active:
-            return flag
-        value = torch.tensor(
-            [1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu"
-        )
-        dist.all_reduce(value, op=dist.ReduceOp.MIN)
-        return bool(value.item() > 0.5)
+            return list(values)
+        device = self.device if self.device.type == "cuda" else "cpu"
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.tolist()
 
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order (pickled in memory between our own processes)."""

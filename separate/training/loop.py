@@ -3,7 +3,7 @@
 A run folder holds::
 
     config.json               the resolved recipe (a valid recipe itself: ``separate train RUN/config.json``)
-    log.jsonl                 one record per finished epoch
+    log.jsonl                 one record per finished epoch, progress records between them
     state/last.safetensors    everything needed to continue exactly (see separate.training.state)
     state/best.safetensors    the same, at the epoch with the best validation value
     model.safetensors         the best weights as a release checkpoint (``separate audio --model``)
@@ -17,13 +17,15 @@ and loss-module states are saved; each epoch's shuffle and loader worker seeds d
 ``(seed, epoch, rank)``. States written between epochs (``train.save_every_steps``) resume exactly
 with ``data.num_workers = 0``; with loader workers, a mid-epoch resume restarts the workers' random
 crops (end-of-epoch states stay exact).
+
+Stopping: SIGINT or SIGTERM (see :mod:`separate.training.interrupt`) ends the run after the current
+step, every process agreeing on that step, with a state saved there (:class:`TrainingInterrupted`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,51 +37,45 @@ from separate.runtime import mix_seed
 from separate.training import data as data_setup
 from separate.training.components import build_loss_module, build_model, load_initial_weights
 from separate.training.distributed import Distributed
+from separate.training.export import release_metadata, state_examples
+from separate.training.interrupt import StopSignals, TrainingInterrupted
 from separate.training.objective import Objective, per_item, si_snr_improvement
+from separate.training.progress import EPOCH, EpochProgress, Reporter
 from separate.training.schedules import EarlyStopping, build_schedule
-from separate.training.state import capture_rng, restore_rng, save_state, seed_everything
+from separate.training.state import (
+    RunPaths,
+    append_jsonl,
+    capture_rng,
+    restore_rng,
+    save_state,
+    seed_everything,
+)
 
 
 class TrainingDiverged(SeparateError):
     """The loss or the gradient became NaN or infinite; the last good state stays on disk."""
 
 
-class Reporter:
-    """Receives progress from the main process; the CLI draws it with rich. Does nothing by default."""
-
-    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None:
-        """``epoch`` is 1-based; ``steps`` is the number of optimizer steps in it (this process)."""
-
-    def step_done(self, loss: float, examples: int) -> None:
-        """One optimizer step over ``examples`` examples with mean loss ``loss``."""
-
-    def epoch_done(self, record: dict[str, Any]) -> None:
-        """The epoch's log record."""
-
-    def message(self, text: str) -> None:
-        """A one-line note (resuming, early stop...)."""
-
-
-class RunPaths:
-    """Where a run keeps its files."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.config = self.root / "config.json"
-        self.log = self.root / "log.jsonl"
-        self.last = self.root / "state" / "last.safetensors"
-        self.best = self.root / "state" / "best.safetensors"
-        self.model = self.root / "model.safetensors"
-
-
 class Trainer:
-    """One training run of a resolved config (see :func:`separate.training.train` for the entry point)."""
+    """One training run of a resolved config (see :func:`separate.training.train` for the entry point).
+
+    ``progress_every``: seconds between progress records (0: none); ``signals``: the stop flag
+    (an active :class:`StopSignals`).
+    """
 
     def __init__(
-        self, config: dict[str, Any], paths: RunPaths, dist: Distributed, reporter: Reporter
+        self,
+        config: dict[str, Any],
+        paths: RunPaths,
+        dist: Distributed,
+        reporter: Reporter,
+        progress_every: float = 0.0,
+        signals: StopSignals | None = None,
     ) -> None:
         self.config, self.paths, self.dist = config, paths, dist
         self.reporter = reporter if dist.is_main else Reporter()
+        self.progress_every = progress_every if dist.is_main else 0.0
+        self.signals = signals or StopSignals()
         train, data = config["train"], config["data"]
         self.train_cfg, self.data_cfg = train, data
         device = dist.device
@@ -112,7 +108,7 @@ class Trainer:
             weight_decay=train["weight_decay"],
         )
         self.schedule = build_schedule(self.optimizer, train["scheduler"])
-        self.early = EarlyStopping(train["early_stop"])
+        self.early = EarlyStopping(train["early_stop"], train["monitor_window"])
         self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
         self.train_set, self.valid_set, data_sources = data_setup.build_datasets(data, self.model)
@@ -141,7 +137,11 @@ class Trainer:
         self.global_step = 0
         self.partial: dict[str, float] = {}
         self.elapsed = 0.0
+        self.examples = 0
         self.history: list[dict[str, Any]] = []
+        self.segment_started = time.perf_counter()
+        self.last_progress = -math.inf
+        self.stop_signal = 0
 
     # ---------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
@@ -153,6 +153,7 @@ class Trainer:
             "global_step": self.global_step,
             "partial": dict(self.partial),
             "elapsed": self.elapsed,
+            "examples": self.examples,
             "model": self.model.state_dict(),
             "loss": self.loss.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -176,6 +177,8 @@ class Trainer:
         self.objective.to(device)
         self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
         self.global_step, self.elapsed = int(state["global_step"]), float(state["elapsed"])
+        self.examples = state_examples(state)
+        self.segment_started = time.perf_counter()
         self.partial = dict(state["partial"])
         if len(state["rng"]) == self.dist.world:
             restore_rng(state["rng"][self.dist.rank])
@@ -188,6 +191,9 @@ class Trainer:
 
     def save(self, best: bool) -> None:
         """Write the last state (and, for a new best, the best state and the release checkpoint)."""
+        now = time.perf_counter()
+        self.elapsed += now - self.segment_started
+        self.segment_started = now
         state = self.state()
         if not self.dist.is_main:
             return
@@ -197,27 +203,26 @@ class Trainer:
         save_state(self.paths.last, state)
 
     def save_release(self) -> None:
-        record = self.history[-1] if self.history else {}
-        data = self.data_cfg
-        checkpoints.save(
-            self.model,
-            self.paths.model,
-            training={
-                "recipe": self.config["recipe"].get("name"),
-                "paper": self.config["paper"],
-                "epoch": self.early.best_epoch + 1,
-                "steps": self.global_step,
-                "seed": self.train_cfg["seed"],
-                "loss": self.config["loss"],
-                "data": {
-                    "layout": data["layout"],
-                    "root": data["root"],
-                    "train": data["train"],
-                    "valid": data["valid"],
-                },
-            },
-            metrics={key: record[key] for key in ("valid_loss", "valid_si_snri") if key in record},
+        metadata = release_metadata(
+            self.config,
+            epoch=self.early.best_epoch + 1,
+            steps=self.global_step,
+            train_seconds=self.elapsed,
+            examples=self.examples,
+            record=self.history[-1] if self.history else None,
         )
+        checkpoints.save(self.model, self.paths.model, **metadata)
+
+    @property
+    def train_seconds(self) -> float:
+        """Training time since the run began, across resumes."""
+        return self.elapsed + time.perf_counter() - self.segment_started
+
+    def check_interrupt(self) -> None:
+        """Between epochs: stop (every process) when any process received a signal."""
+        self.stop_signal = int(self.dist.max([float(self.signals.received)])[0])
+        if self.stop_signal:
+            raise TrainingInterrupted(self.stop_signal, self.paths.last)
 
     # ---------------------------------------------------------------- steps
     def _batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -243,8 +248,13 @@ class Trainer:
         mix, sources, lengths = self._batch(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss, metrics = self.step_module(mix, sources, lengths)
-        if not self.dist.all_true(bool(torch.isfinite(loss.detach()))):
+        # One collective per step: every process learns of a divergence or a signal on any of them.
+        nonfinite, signal = self.dist.max(
+            [float(not bool(torch.isfinite(loss.detach()))), float(self.signals.received)]
+        )
+        if nonfinite:
             raise self._diverged("training loss", float(loss.detach()))
+        self.stop_signal = int(signal)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -308,7 +318,9 @@ class Trainer:
 
     # ---------------------------------------------------------------- epochs
     def run_epoch(self) -> dict[str, Any]:
-        started = time.perf_counter()
+        """Train one epoch (from ``step_in_epoch`` on) and validate; returns the epoch's log record.
+
+        Raises :class:`TrainingInterrupted` after saving the state when a signal stops the run."""
         self.loss.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch)
         if hasattr(self.train_set, "set_epoch"):
@@ -321,43 +333,65 @@ class Trainer:
             self.data_cfg["num_workers"],
             mix_seed(self.train_cfg["seed"], self.epoch, self.dist.rank),
         )
-        self.reporter.epoch_started(
-            self.epoch + 1, self.train_cfg["epochs"], len(loader) + self.step_in_epoch
-        )
+        epochs, steps = self.train_cfg["epochs"], len(loader) + self.step_in_epoch
+        self.reporter.epoch_started(self.epoch + 1, epochs, steps, self.step_in_epoch)
+        progress = EpochProgress(self.epoch + 1, epochs, steps, self.step_in_epoch, self.dist.world)
         self.objective.train()
-        every = self.train_cfg["save_every_steps"]
         for batch in loader:
             loss, metrics, count = self.train_step(batch)
-            self.global_step += 1
-            self.step_in_epoch += 1
-            self._accumulate(loss, metrics, count)
-            self.reporter.step_done(loss, count)
-            if every and self.global_step % every == 0:
-                self.elapsed += time.perf_counter() - started
-                started = time.perf_counter()
-                self.save(best=False)
+            self.after_step(len(batch[0]), loss, metrics, count, progress)
         train_means = self._reduced(self.partial)
         valid = self.validate()
         monitored = valid["loss"] if self.train_cfg["monitor"] == "loss" else -valid["si_snri"]
         improved = self.early.update(monitored, self.epoch)
         lr = self.schedule.lr
         self.schedule.after_epoch(monitored)
-        seconds = time.perf_counter() - started
-        self.elapsed += seconds
         record = {
+            "event": EPOCH,
             "epoch": self.epoch + 1,
             "train_loss": train_means.pop("loss", math.nan),
             "valid_loss": valid["loss"],
             "valid_si_snri": valid["si_snri"],
             "lr": lr,
-            "seconds": seconds,
+            "seconds": time.perf_counter() - progress.started,
             "steps": self.step_in_epoch,
             "global_step": self.global_step,
+            "examples": self.examples,
+            "train_seconds": self.train_seconds,
             "best": improved,
             "train_metrics": train_means,
         }
+        if self.early.window > 1:
+            sign = 1.0 if self.train_cfg["monitor"] == "loss" else -1.0
+            record[f"smoothed_valid_{self.train_cfg['monitor']}"] = sign * self.early.value
         self.history.append(record)
         self.epoch += 1
         self.step_in_epoch = 0
         self.partial = {}
         return record
+
+    def after_step(
+        self, examples: int, loss: float, metrics: dict[str, float], count: int, progress: EpochProgress
+    ) -> None:
+        """Count a finished step of ``examples`` examples (``count`` loss items); report, log progress,
+        save every ``save_every_steps`` steps and when a signal stops the run."""
+        self.global_step += 1
+        self.step_in_epoch += 1
+        self.examples += examples * self.dist.world
+        progress.step(examples)
+        self._accumulate(loss, metrics, count)
+        self.reporter.step_done(loss, count)
+        now = time.perf_counter()
+        if self.progress_every and now - self.last_progress >= self.progress_every:
+            self.last_progress = now
+            running = self.partial["loss"] / max(self.partial["count"], 1.0)
+            record = progress.record(
+                self.step_in_epoch, running, self.train_seconds, self.global_step, self.examples
+            )
+            append_jsonl(self.paths.log, record)
+            self.reporter.progress(record)
+        every = self.train_cfg["save_every_steps"]
+        if self.stop_signal or (every and self.global_step % every == 0):
+            self.save(best=False)
+        if self.stop_signal:
+            raise TrainingInterrupted(self.stop_signal, self.paths.last)

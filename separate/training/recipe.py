@@ -9,7 +9,9 @@ A recipe has these tables (see ``examples/recipes/tiny.toml``):
 * ``[data]``: ``layout``, ``root``, batch sizes, loader workers, ``fraction`` of the items used,
   ``options`` shared by both splits, ``[data.train]`` / ``[data.valid]`` (``split`` and per-split
   options) and ``train_extra`` (more training corpora, concatenated).
-* ``[train]``: optimiser, schedule (``[train.scheduler]``), clipping, epochs, early stopping, seed, AMP...
+* ``[train]``: optimiser, schedule (``[train.scheduler]``), clipping, epochs, early stopping, seed, AMP...;
+  ``monitor`` (``loss`` or ``si_snri``) averaged over the last ``monitor_window`` epochs picks the best
+  epoch (``model.safetensors``, ``state/best``) and drives early stopping.
 
 A ``[debug]`` table (``nan_at_step``, a fault-injection hook that has been removed) may still stand in
 recipes and run folders written before; it is read and ignored.
@@ -77,6 +79,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "amp": ((bool,), True),
         "amp_dtype": ((str,), "float16"),
         "monitor": ((str,), "loss"),
+        "monitor_window": ((int,), 1),
         "early_stop": ((int,), 0),
         "save_every_steps": ((int,), 0),
         "init": ((str,), ""),
@@ -239,6 +242,8 @@ def _check_train(train: dict[str, Any]) -> None:
         raise SeparateError(f"train.amp_dtype must be one of {', '.join(AMP_DTYPES)}")
     if train["epochs"] < 1 or train["lr"] <= 0:
         raise SeparateError("train.epochs must be at least 1 and train.lr positive")
+    if train["monitor_window"] < 1:
+        raise SeparateError(f"train.monitor_window must be at least 1 epoch, got {train['monitor_window']}")
     for key in ("steps_per_epoch", "max_valid_batches", "early_stop", "save_every_steps", "loss_window"):
         if train[key] < 0:
             raise SeparateError(f"train.{key} must be >= 0 (0 turns it off)")
@@ -259,10 +264,15 @@ def model_spec(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
-    """Dotted keys whose values differ between two resolved configs, except :data:`RESUMABLE_CHANGES`."""
+    """Dotted keys whose values differ between two resolved configs, except :data:`RESUMABLE_CHANGES`.
+
+    A fixed key missing on one side counts as its default (configs saved before the key existed)."""
     if any(prefix[: len(allowed)] == allowed for allowed in RESUMABLE_CHANGES):
         return []
     if isinstance(old, dict) and isinstance(new, dict):
+        if len(prefix) == 1 and prefix[0] in SCHEMA:
+            defaults = {key: default for key, (_, default) in SCHEMA[prefix[0]].items()}
+            old, new = {**defaults, **old}, {**defaults, **new}
         found = []
         for key in sorted(set(old) | set(new)):
             found += differences(old.get(key), new.get(key), (*prefix, key))

@@ -7,7 +7,8 @@
 Runs on the CPU or one CUDA device (automatic mixed precision there when ``train.amp``), or on
 several processes launched by ``torchrun`` (DDP; rank 0 alone writes the run folder). ``resume=True``
 continues from ``RUN/state/last.safetensors`` exactly where the run stopped, bit for bit on the CPU;
-the layout of the run folder is described in :mod:`separate.training.loop`.
+the layout of the run folder is described in :mod:`separate.training.loop`. SIGINT (Ctrl-C) and
+SIGTERM save the state and raise :class:`separate.training.TrainingInterrupted`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from separate.runtime import atomic_write_text
 from separate.training.components import build_loss_module, build_model
 from separate.training.data import check_data_config
 from separate.training.distributed import Distributed
-from separate.training.loop import Reporter, RunPaths, Trainer
+from separate.training.interrupt import StopSignals
+from separate.training.loop import Trainer
+from separate.training.progress import Reporter, cut_back, epoch_records
 from separate.training.recipe import differences, load_recipe, resolve
-from separate.training.state import append_jsonl, load_state, read_jsonl
+from separate.training.state import RunPaths, append_jsonl, load_state, read_jsonl
 
 DEFAULT_RUNS = "runs"
 
@@ -63,6 +66,7 @@ def train(
     resume: bool = False,
     device: str = "auto",
     reporter: Reporter | None = None,
+    progress_every: float = 30.0,
 ) -> dict[str, Any]:
     """Train the recipe's model; return a summary (best epoch and metrics, paths, time).
 
@@ -74,6 +78,11 @@ def train(
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun each process takes
             ``cuda:LOCAL_RANK``).
         reporter: progress callbacks (main process only).
+        progress_every: seconds between progress records in ``log.jsonl`` (and ``reporter.progress``
+            calls), the first after the first step; 0 writes none.
+
+    Raises:
+        TrainingInterrupted: SIGINT or SIGTERM stopped the run; its state was saved first.
     """
     config = resolve_recipe(recipe, overrides)
     check_data_config(config["data"])
@@ -82,23 +91,21 @@ def train(
     reporter = reporter or Reporter()
     dist = Distributed.setup(device)
     try:
-        trainer = Trainer(config, paths, dist, reporter)
-        if resuming:
-            trainer.restore(load_state(paths.last))
-            trainer.history = [r for r in read_jsonl(paths.log) if r.get("epoch", 0) <= trainer.epoch]
-            trainer.reporter.message(
-                f"resuming {paths.root} at epoch {trainer.epoch + 1}"
-                + (f", step {trainer.step_in_epoch + 1}" if trainer.step_in_epoch else "")
-            )
-        if dist.is_main:
-            _start_log(paths, config, trainer.history, resuming)
-        epochs = config["train"]["epochs"]
-        while trainer.epoch < epochs and not trainer.early.should_stop:
-            record = trainer.run_epoch()
-            if dist.is_main:
-                append_jsonl(paths.log, record)
-                reporter.epoch_done(record)
-            trainer.save(best=bool(record["best"]))
+        with StopSignals() as signals:
+            trainer = Trainer(config, paths, dist, reporter, progress_every, signals)
+            if resuming:
+                _restore(trainer, paths, dist.is_main)
+            elif dist.is_main:
+                _start_log(paths, config)
+            epochs = config["train"]["epochs"]
+            while trainer.epoch < epochs and not trainer.early.should_stop:
+                record = trainer.run_epoch()
+                if dist.is_main:
+                    append_jsonl(paths.log, record)
+                    reporter.epoch_done(record)
+                trainer.save(best=bool(record["best"]))
+                if trainer.epoch < epochs and not trainer.early.should_stop:
+                    trainer.check_interrupt()
         stopped = "early_stop" if trainer.early.should_stop else "max_epochs"
         if stopped == "early_stop":
             trainer.reporter.message(
@@ -108,6 +115,20 @@ def train(
         return _summary(trainer, paths, stopped)
     finally:
         dist.close()
+
+
+def _restore(trainer: Trainer, paths: RunPaths, is_main: bool) -> None:
+    """Continue from the last state; the log is cut back to what that state had seen."""
+    trainer.restore(load_state(paths.last))
+    records = cut_back(read_jsonl(paths.log), trainer.epoch, trainer.global_step)
+    trainer.history = epoch_records(records)
+    if is_main:
+        # config.json keeps its first version; only epochs, workers and the like may differ.
+        atomic_write_text(paths.log, "".join(json.dumps(record) + "\n" for record in records))
+    trainer.reporter.message(
+        f"resuming {paths.root} at epoch {trainer.epoch + 1}"
+        + (f", step {trainer.step_in_epoch + 1}" if trainer.step_in_epoch else "")
+    )
 
 
 def _check_run_folder(paths: RunPaths, config: dict[str, Any], resume: bool) -> bool:
@@ -135,17 +156,11 @@ def _check_run_folder(paths: RunPaths, config: dict[str, Any], resume: bool) -> 
     return True
 
 
-def _start_log(
-    paths: RunPaths, config: dict[str, Any], history: list[dict[str, Any]], resuming: bool
-) -> None:
-    """Fresh run: write config.json and an empty log. Resumed run: cut the log back to the saved state
-    (config.json keeps its first version; only epochs, workers and the like may differ)."""
+def _start_log(paths: RunPaths, config: dict[str, Any]) -> None:
+    """A fresh run: config.json and an empty log."""
     paths.root.mkdir(parents=True, exist_ok=True)
-    if resuming:
-        atomic_write_text(paths.log, "".join(json.dumps(record) + "\n" for record in history))
-    else:
-        atomic_write_text(paths.config, json.dumps(config, indent=2) + "\n")
-        atomic_write_text(paths.log, "")
+    atomic_write_text(paths.config, json.dumps(config, indent=2) + "\n")
+    atomic_write_text(paths.log, "")
 
 
 def _summary(trainer: Trainer, paths: RunPaths, stopped: str) -> dict[str, Any]:
@@ -160,6 +175,7 @@ def _summary(trainer: Trainer, paths: RunPaths, stopped: str) -> dict[str, Any]:
         "best_epoch": best_epoch,
         "best": {key: best.get(key) for key in ("valid_loss", "valid_si_snri", "train_loss")},
         "seconds": round(trainer.elapsed, 3),
+        "examples": trainer.examples,
         "world_size": trainer.dist.world,
         "device": str(trainer.dist.device),
     }

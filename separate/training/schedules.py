@@ -185,20 +185,30 @@ def build_schedule(optimizer: Optimizer, config: dict[str, Any]) -> Schedule:
 
 class EarlyStopping:
     """Tracks the best monitored value (lower is better) and stops after ``patience`` epochs without
-    a new best (0 = never stop)."""
+    a new best (0 = never stop). With ``window`` > 1 the value compared is the mean of the last
+    ``window`` epochs' values (fewer at the start of a run), so one lucky epoch is not the best."""
 
-    def __init__(self, patience: int = 0) -> None:
+    def __init__(self, patience: int = 0, window: int = 1) -> None:
         if patience < 0:
             raise SeparateError(f"early-stopping patience must be >= 0, got {patience}")
-        self.patience = patience
+        if window < 1:
+            raise SeparateError(f"the monitor window must be at least 1 epoch, got {window}")
+        self.patience, self.window = patience, window
         self.best = math.inf
         self.best_epoch = -1
         self.bad_epochs = 0
+        self.recent: list[float] = []
+
+    @property
+    def value(self) -> float:
+        """The smoothed value of the last update (inf before the first)."""
+        return sum(self.recent) / len(self.recent) if self.recent else math.inf
 
     def update(self, value: float, epoch: int) -> bool:
-        """Record the value of 0-based ``epoch``; True when it is a new best."""
-        if value < self.best:
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+        """Record the value of 0-based ``epoch``; True when the smoothed value is a new best."""
+        self.recent = [*self.recent, value][-self.window :]
+        if self.value < self.best:
+            self.best, self.best_epoch, self.bad_epochs = self.value, epoch, 0
             return True
         self.bad_epochs += 1
         return False
@@ -208,7 +218,13 @@ class EarlyStopping:
         return self.patience > 0 and self.bad_epochs >= self.patience
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "recent": list(self.recent),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+        self.recent = [float(v) for v in state.get("recent", [])][-self.window :]

@@ -35,6 +35,18 @@ FORMAT_VERSION = 1
 _TAGS = ("__tensor__", "__tuple__", "__items__", "__ndarray__")
 
 
+class RunPaths:
+    """Where a run keeps its files."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.config = self.root / "config.json"
+        self.log = self.root / "log.jsonl"
+        self.last = self.root / "state" / "last.safetensors"
+        self.best = self.root / "state" / "best.safetensors"
+        self.model = self.root / "model.safetensors"
+
+
 def _encode(value: Any, tensors: dict[str, Tensor], path: str) -> Any:
     """JSON-able form of ``value``; tensors move into ``tensors`` under their dotted ``path``."""
     if isinstance(value, Tensor):
