@@ -67,6 +67,11 @@ def system_root(tmp_path_factory) -> Path:
     for role, f0 in [("m", 180), ("v", 100), ("0", 260)]:
         for clip in range(6):
             _write(fillets / f"lev-{role}-line{clip}.ogg", _voice(rng, 22050, 5.0, f0), 22050)
+    words = root / "usr/share/ktuberling/sounds"
+    for folder, count, f0 in [("fr", 5, 150), ("sr", 3, 125), ("sr@latin", 3, 125)]:
+        for clip in range(count):
+            _write(words / folder / f"word{clip}.wav", _voice(rng, 22050, 5.0, f0), 22050)
+    (words / "fr.soundtheme").write_text("<theme/>")
     return root
 
 
@@ -119,6 +124,9 @@ def test_builder_splits_are_speaker_disjoint(corpus) -> None:
             names = os.listdir(out / rate / "min" / short / "mix")
             assert len(names) == {"cv": 4, "tt": 6}[short]
         assert all(speakers[v]["real"] for v in by_split[split])
+    # ktuberling's word lists are training voices; a language's script variants are one voice.
+    assert speakers["ktuberling-fr"]["split"] == speakers["ktuberling-sr"]["split"] == "train"
+    assert not any("@" in name for name in speakers)
     held = {s for s in speakers if speakers[s]["split"] in ("valid", "test")}
     assert any(v["parent"] for v in speakers.values())
     assert not any(v["parent"] in held for v in speakers.values() if v["parent"])

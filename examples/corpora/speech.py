@@ -7,7 +7,7 @@ Stages (each skipped when its output exists, so an interrupted build resumes):
 1. **Speaker pools.** Every recorded voice of the speech packages becomes a speaker id: asterisk
    core sounds (one voice per folder; Allison's en and es are one id), tuxpaint stamp descriptions
    (one volunteer per language), fillets-ng dialogue (the file name codes the character), klettres
-   letters (one voice per language). Clips are decoded, trimmed of silence, loudness-normalised
+   letters and ktuberling words (one voice per language; serbian script variants are one voice). Clips are decoded, trimmed of silence, loudness-normalised
    and concatenated into ``pool/<rate>/<id>.flac`` (16-bit) at every ``--rates`` rate.
 2. **More voices** for training only: WORLD-vocoder copies of each training voice with a warped
    spectral envelope (vocal-tract length) and scaled F0 (``pyworld``), and synthetic voices from
@@ -54,6 +54,7 @@ LICENCES = {
     "tuxpaint": "GPL-2 (tuxpaint-stamps-default)",
     "fillets": "GPL-2+ (fillets-ng-data-cs, fillets-ng-data-nl)",
     "klettres": "GPL-2+ (klettres-data)",
+    "ktuberling": "GPL-2+ (ktuberling-data)",
     "espeak": "GPL-3+ (espeak-ng), text GPL-2 (tuxpaint-stamps-default)",
     "flite": "BSD-like (flite)",
     "festival": "festival voice licences (festvox-*: free, see each package)",
@@ -112,12 +113,18 @@ def find_real_speakers(system_root: Path) -> list[Speaker]:
     if klettres.is_dir():
         for path in sorted(klettres.glob("*/*/*.ogg")):
             add(f"klettres-{path.parent.parent.name}", "klettres", path)
+    ktuberling = _rooted(system_root, "/usr/share/ktuberling/sounds")
+    if ktuberling.is_dir():
+        for path in sorted(ktuberling.glob("*/*.*")):
+            if path.suffix in (".wav", ".ogg"):
+                add(f"ktuberling-{path.parent.name.split('@')[0]}", "ktuberling", path)
     return sorted(speakers.values(), key=lambda s: s.id)
 
 
 def is_minor(speaker: Speaker) -> bool:
-    """Fillets' minor characters and klettres' letters: short, possibly voiced by a main actor."""
-    return speaker.origin == "klettres" or (
+    """Fillets' minor characters, klettres' letters and ktuberling's words: short clips, possibly
+    voiced by a main actor."""
+    return speaker.origin in ("klettres", "ktuberling") or (
         speaker.origin == "fillets" and not re.search(r"-(m|v)$", speaker.id)
     )
 
