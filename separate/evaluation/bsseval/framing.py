@@ -8,7 +8,7 @@ import torch
 from scipy.fft import next_fast_len
 from torch import Tensor
 
-from separate.evaluation.bsseval.spectra import bin_tiles
+from separate.evaluation.bsseval.spectra import bin_tiles, irfft, rfft
 
 
 class FrameConvolver:
@@ -38,17 +38,17 @@ class FrameConvolver:
         """``padded: [P, B, lead + span]`` frames after ``lead`` zeros -> ``[R, B, n_blocks, block]``."""
         n_inputs, n_frames, _ = padded.shape
         segments = padded.unfold(-1, self.n_fft, self.block)  # [P, B, n_blocks, n_fft]
-        spectra = torch.fft.rfft(segments, n=self.n_fft)  # [P, B, n_blocks, F]
+        spectra = rfft(segments, self.n_fft)  # [P, B, n_blocks, F]
         bins = spectra.shape[-1]
         rows = n_frames * self.n_blocks
-        spectra = spectra.view(n_inputs * rows, bins)  # [(P, M), F]
+        spectra = spectra.reshape(n_inputs * rows, bins)  # [(P, M), F]
         out_spectra = spectra.new_empty(self.n_outputs * rows, bins)  # [(R, M), F]
         for bins_slice in bin_tiles(bins):
             # Plain 2-D transposes (twice as fast as permuting three axes): [(P, M), f] -> [f, P, M].
             inputs = spectra[:, bins_slice].T.contiguous().view(-1, n_inputs, rows)
             product = torch.matmul(self.spectra[bins_slice], inputs)  # [f, R, M]
             out_spectra[:, bins_slice] = product.view(-1, self.n_outputs * rows).T
-        pieces = torch.fft.irfft(out_spectra.view(self.n_outputs, rows, bins), n=self.n_fft)  # [R, M, n_fft]
+        pieces = irfft(out_spectra.view(self.n_outputs, rows, bins), self.n_fft)  # [R, M, n_fft]
         # The first L - 1 samples of each piece wrapped around; the rest is the linear convolution.
         return pieces[..., self.lead :].unflatten(1, (n_frames, self.n_blocks))
 

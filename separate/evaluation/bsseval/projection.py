@@ -14,7 +14,7 @@ import torch
 from scipy.fft import next_fast_len
 from torch import Tensor
 
-from separate.evaluation.bsseval.spectra import bin_tiles
+from separate.evaluation.bsseval.spectra import bin_tiles, irfft, rfft
 
 #: museval's regulariser of the Gram matrix (``np.finfo(float).eps``).
 GRAM_EPS = float(np.finfo(np.float64).eps)
@@ -229,12 +229,12 @@ def lagged_correlations(
         for part in y_parts:
             _windows(part, start - max_lag, count, n_fft, block, out=blocks[row : row + part.shape[0]])
             row += part.shape[0]
-        spectra = torch.fft.rfft(blocks).reshape(n_all * count, bins)  # [(P + Q, b), F]
+        spectra = rfft(blocks, n_fft).reshape(n_all * count, bins)  # [(P + Q, b), F]
         for bins_slice in bin_tiles(bins):
             tile = spectra[:, bins_slice].T.contiguous().view(-1, n_all, count)  # [f, P + Q, b]
             # sum_b conj(X) Y: [f, P, Q]
             total[bins_slice].baddbmm_(tile[:, :n_x].conj(), tile[:, n_x:].mT)
-    corr = torch.fft.irfft(total.permute(1, 2, 0), n=n_fft)
+    corr = irfft(total.permute(1, 2, 0), n_fft)
     return corr[..., : span + 1]
 
 
