@@ -47,6 +47,29 @@ def write_audio(
     return path
 
 
+def voice(
+    rng: np.random.Generator,
+    rate: int,
+    seconds: float,
+    f0: float,
+    harmonics: int = 7,
+    voiced_above: float = -0.3,
+    onset_noise: float = 0.0,
+) -> np.ndarray:
+    """Voiced syllables at pitch ``f0`` (three a second) with pauses: enough for silence trimming,
+    syllable finding and WORLD analysis. ``onset_noise`` adds noise of that level in the pauses.
+    Returns ``[seconds * rate]`` float32."""
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    tones = sum(np.sin(k * phase) / k for k in range(1, harmonics + 1))
+    syllables = np.sin(2 * np.pi * 3 * t)
+    audio = 0.2 * tones * (syllables > voiced_above)
+    if onset_noise:
+        audio = audio + onset_noise * rng.standard_normal(t.size) * (syllables < voiced_above)
+    return audio.astype(np.float32)
+
+
 def run_cli(
     *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

@@ -200,3 +200,55 @@ def test_not_a_checkpoint_fails_before_measuring(tmp_path: Path, capsys) -> None
     fake.write_bytes(b"not a checkpoint")
     assert main(["bench", "--model", str(fake)]) == 1
     _one_line_error(capsys, "not a readable safetensors checkpoint")
+
+
+def test_bsseval_rows_compare_with_museval(capsys) -> None:
+    pytest.importorskip("museval")
+    code = main(["bench", "--bsseval", "--bsseval-seconds", "1", "--threads", "1", "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)["bsseval"]
+    assert [(row["excerpt"], row["sources"], row["channels"]) for row in rows] == [
+        ("1 s, 2 sources", 2, 2),
+        ("1 s, 4 sources", 4, 2),
+    ]
+    for row in rows:
+        assert row["frames"] == 1 and row["threads"] == 1
+        assert row["ours_cpu_seconds"] > 0 and row["museval_cpu_seconds"] > 0 and row["ratio_cpu"] > 0
+        assert row["max_abs_difference_db"] < 1e-6
+
+
+def test_bsseval_table(capsys) -> None:
+    from separate.cli.bench import _print_report
+
+    row = {"excerpt": "30 s, 2 sources", "frames": 30, "ours_cpu_seconds": 0.5, "museval_cpu_seconds": 5.0}
+    row |= {"ratio_cpu": 10.0, "max_abs_difference_db": 0.0}
+    machine = {"cpu": "cpu", "cpu_count": 2, "device": "cpu", "threads": 1, "torch": "2"}
+    _print_report({"machine": machine, "bsseval": [row]})
+    err = capsys.readouterr().err
+    assert "ours over museval" in err
+    assert "| 30 s, 2 sources |     30 |  0.500 |      5.00 |  10.0 |     0.0e+00 |" in err
+
+
+def test_bsseval_bad_length_is_one_line_error(capsys) -> None:
+    assert main(["bench", "--bsseval", "--bsseval-seconds", "0"]) == 1
+    _one_line_error(capsys, "bsseval-seconds must be positive")
+
+
+def test_bsseval_without_museval_is_one_line_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "museval" else find_spec(name, *args)
+    )
+    assert main(["bench", "--bsseval"]) == 1
+    _one_line_error(capsys, "museval", "pip install")
+
+
+def test_bsseval_difference_counts_nan_on_one_side_as_infinite() -> None:
+    from separate.bench.bsseval import largest_difference
+
+    nan, inf = math.nan, math.inf
+    mine = torch.tensor([[1.0, nan, inf, 2.0]])
+    assert largest_difference([mine], [torch.tensor([[1.5, nan, inf, 2.0]])]) == 0.5
+    assert largest_difference([mine], [torch.tensor([[1.0, 3.0, inf, 2.0]])]) == inf

@@ -10,8 +10,7 @@ import torch
 from scipy.signal import lfilter
 
 from separate.errors import SeparateError
-from separate.evaluation import bsseval
-from separate.evaluation.bsseval import bss_eval, frame_count
+from separate.evaluation.bsseval import bss_eval, frame_count, projection
 
 museval_metrics = pytest.importorskip("museval.metrics")
 
@@ -130,14 +129,14 @@ def test_block_toeplitz_filters_equal_the_dense_gram_solve(n_src: int, n_chan: i
     references = torch.as_tensor(refs)
     estimate_sets = torch.as_tensor(np.stack([ests, 0.5 * ests[::-1] + 0.01][:n_sets]))
     basis = n_src * n_chan
-    corr = bsseval._lagged_correlations(
+    corr = projection.lagged_correlations(
         references.reshape(basis, -1),
         [references.reshape(basis, -1), estimate_sets.reshape(-1, refs.shape[-1])],
         95,
     )
-    fast = bsseval._toeplitz_filters(corr, n_src, n_chan)
+    fast = projection.toeplitz_filters(corr, n_src, n_chan)
     assert fast is not None  # well-posed: the structured solve is accepted
-    dense = bsseval._dense_filters(corr, n_src, n_chan, 96)
+    dense = projection.dense_filters(corr, n_src, n_chan, 96)
     assert fast.shape == dense.shape == (basis, 96, 2 * n_sets * basis)
     torch.testing.assert_close(fast, dense, rtol=0, atol=1e-9 * float(dense.abs().max()))
 
@@ -146,10 +145,10 @@ def test_an_inaccurate_structured_solve_falls_back_to_the_dense_one(monkeypatch:
     refs, ests = music_like(n_src=2, n_chan=2, seconds=0.8, rate=8000, seed=12)
     fast = bss_eval(refs, ests, window=2000, hop=2000, filters_len=64)
     dense_calls = []
-    dense_filters = bsseval._dense_filters
-    monkeypatch.setattr(bsseval, "_LEVINSON_TOLERANCE", 0.0)
+    dense_filters = projection.dense_filters
+    monkeypatch.setattr(projection, "LEVINSON_TOLERANCE", 0.0)
     monkeypatch.setattr(
-        bsseval, "_dense_filters", lambda *args: dense_calls.append(1) or dense_filters(*args)
+        projection, "dense_filters", lambda *args: dense_calls.append(1) or dense_filters(*args)
     )
     dense = bss_eval(refs, ests, window=2000, hop=2000, filters_len=64)
     assert dense_calls == [1]

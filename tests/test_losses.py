@@ -301,7 +301,7 @@ def test_threshold_byloss_drops_items_above_30_db():
     est[0] += 1e-3 * torch.randn(2, 400, generator=_generator(13))  # ~60 dB: dropped
     est[1] += 0.5 * torch.randn(2, 400, generator=_generator(14))
     per_item, _ = hungarian_pit(pairwise("snr", est, tgt))
-    result = build_loss("pit", 2, pit_loss="snr", threshold_byloss=True)(est, tgt)
+    result = build_loss("pit", 2, signal_loss="snr", threshold_byloss=True)(est, tgt)
     torch.testing.assert_close(result.loss, per_item[1])
     assert result.metrics["kept_fraction"] == 0.5
     everything_good = build_loss("pit", 2, threshold_byloss=True)(tgt, tgt)
@@ -344,7 +344,19 @@ def test_user_errors_are_separate_errors():
     with pytest.raises(SeparateError):
         build_loss("pit", 2)(torch.zeros(1, 3, 10), torch.zeros(1, 3, 10))
     with pytest.raises(SeparateError):
-        build_loss("pit", 2, pit_loss="sdr")
+        build_loss("pit", 2, signal_loss="sdr")
+    with pytest.raises(SeparateError, match="once"):
+        build_loss("pit", 2, signal_loss="snr", pit_loss="snr")
+
+
+def test_pit_loss_is_read_as_signal_loss():
+    """Recipes and saved runs from before the rename keep working; the config records the new name."""
+    est, tgt, _ = _permuted_mixture(2, 2, 400, noise=0.3, seed=17)
+    old = build_loss("sinkpit", 2, pit_loss="snr")
+    new = build_loss("sinkpit", 2, signal_loss="snr")
+    assert old.signal_loss == new.signal_loss == "snr"
+    assert old.config == {"name": "sinkpit", "n_src": 2, "signal_loss": "snr"}
+    torch.testing.assert_close(old(est, tgt).loss, new(est, tgt).loss)
 
 
 def test_benchmark_smoke():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import voice
 
 from separate.data import make_dataset
 
@@ -27,6 +28,8 @@ VOICES = {
     "v-valid": ("valid", 150),
     "v-test": ("test", 190),
 }
+#: Richer voices with a noisy onset in each pause (the syllable finder's consonants).
+VOICE = {"harmonics": 11, "voiced_above": -0.2, "onset_noise": 0.05}
 
 
 def _load_builder():
@@ -36,17 +39,6 @@ def _load_builder():
     sys.modules["music_corpus"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def _voice(rng: np.random.Generator, rate: int, seconds: float, f0: float) -> np.ndarray:
-    """Voiced syllables with pauses and a noisy onset: enough for WORLD analysis and syllable finding."""
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12))
-    gate = np.sin(2 * np.pi * 3 * t) > -0.2
-    noise = 0.05 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * 3 * t) < -0.2)
-    return (0.2 * harmonics * gate + noise).astype(np.float32)
 
 
 def _hit(rng: np.random.Generator, rate: int, kind: str) -> np.ndarray:
@@ -107,10 +99,10 @@ def fixtures(tmp_path_factory) -> tuple[Path, Path]:
     pool = speech / "pool" / "16000"
     pool.mkdir(parents=True)
     speakers = {}
-    for voice, (split, f0) in VOICES.items():
-        sf.write(str(pool / f"{voice}.flac"), _voice(rng, 16000, 6.0, f0), 16000)
-        speakers[voice] = {"split": split, "real": True, "parent": None}
-    sf.write(str(pool / "synthetic.flac"), _voice(rng, 16000, 6.0, 120), 16000)
+    for name, (split, f0) in VOICES.items():
+        sf.write(str(pool / f"{name}.flac"), voice(rng, 16000, 6.0, f0, **VOICE), 16000)
+        speakers[name] = {"split": split, "real": True, "parent": None}
+    sf.write(str(pool / "synthetic.flac"), voice(rng, 16000, 6.0, 120, **VOICE), 16000)
     speakers["synthetic"] = {"split": "train", "real": False, "parent": None}
     (speech / "speakers.json").write_text(json.dumps({"speakers": speakers}))
     return root, pool

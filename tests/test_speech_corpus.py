@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import voice
 
 from separate.data import DynamicMixDataset, make_dataset
 
@@ -30,16 +31,6 @@ def _load_builder():
     return module
 
 
-def _voice(rng: np.random.Generator, rate: int, seconds: float, f0: float) -> np.ndarray:
-    """Voiced syllables at pitch ``f0`` with pauses: enough for silence trimming and WORLD analysis."""
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = (np.sin(2 * np.pi * 3 * t) > -0.3).astype(float)
-    return (0.2 * harmonics * envelope).astype(np.float32)
-
-
 def _write(path: Path, audio: np.ndarray, rate: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio, rate)
@@ -54,23 +45,23 @@ def system_root(tmp_path_factory) -> Path:
         [("en_US_f_Allison", 210), ("es_MX_f_Allison", 210), ("it_IT_m_Carlo", 110), ("fr_CA_f_June", 190)]
     ):
         for clip in range(6):
-            _write(sounds / folder / f"prompt{clip}.wav", _voice(rng, 8000, 5.0, f0), 8000)
+            _write(sounds / folder / f"prompt{clip}.wav", voice(rng, 8000, 5.0, f0), 8000)
     # What an asterisk-prompt-* package installs: plain language folders. Never read.
-    _write(sounds / "fr" / "reserved.wav", _voice(rng, 8000, 30.0, 150), 8000)
+    _write(sounds / "fr" / "reserved.wav", voice(rng, 8000, 30.0, 150), 8000)
     stamps = root / "usr/share/tuxpaint/stamps/animals"
     for lang, f0 in [("ro", 120), ("el", 230), ("bg", 140), ("da", 170)]:
         for clip in range(6):
-            _write(stamps / f"cat{clip}_desc_{lang}.ogg", _voice(rng, 44100, 5.0, f0), 44100)
+            _write(stamps / f"cat{clip}_desc_{lang}.ogg", voice(rng, 44100, 5.0, f0), 44100)
     (stamps / "cat0.txt").write_text("A cat sits on a mat.\nfr.utf8=Un chat est assis.\n")
     _write(stamps / "cat0.ogg", rng.standard_normal(44100).astype(np.float32) * 0.1, 44100)
     fillets = root / "usr/share/games/fillets-ng/sound/level1/cs"
     for role, f0 in [("m", 180), ("v", 100), ("0", 260)]:
         for clip in range(6):
-            _write(fillets / f"lev-{role}-line{clip}.ogg", _voice(rng, 22050, 5.0, f0), 22050)
+            _write(fillets / f"lev-{role}-line{clip}.ogg", voice(rng, 22050, 5.0, f0), 22050)
     words = root / "usr/share/ktuberling/sounds"
     for folder, count, f0 in [("fr", 5, 150), ("sr", 3, 125), ("sr@latin", 3, 125)]:
         for clip in range(count):
-            _write(words / folder / f"word{clip}.wav", _voice(rng, 22050, 5.0, f0), 22050)
+            _write(words / folder / f"word{clip}.wav", voice(rng, 22050, 5.0, f0), 22050)
     (words / "fr.soundtheme").write_text("<theme/>")
     return root
 

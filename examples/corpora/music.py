@@ -54,9 +54,11 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import corpus_cli  # noqa: E402
 import music_parts as mp  # noqa: E402
 import music_real as real  # noqa: E402
 import music_render as mr  # noqa: E402
+from corpus_cli import log  # noqa: E402
 from music_songs import Sources, make_song, mix_parts  # noqa: E402
 
 VERSION = 2
@@ -278,20 +280,14 @@ def build(args: argparse.Namespace) -> dict:
     return manifest
 
 
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="corpus folder")
+    parser = corpus_cli.parser(__doc__)
     parser.add_argument(
         "--speech-pool", required=True, help="folder of <voice>.flac pools (speech.py's pool/16000)"
     )
     parser.add_argument(
         "--speakers", help="speakers.json with each voice's split (default: <pool>/../../speakers.json)"
     )
-    parser.add_argument("--system-root", default="/", help="folder laid out like / holding the packages")
     parser.add_argument(
         "--soundfonts",
         nargs="*",
@@ -310,7 +306,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=["muldjord-chaos_god", "sectoid-feelings"],
         help="Frets on Fire songs held out into real/test",
     )
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--train-songs", type=int, default=300)
     parser.add_argument("--test-songs", type=int, default=40)

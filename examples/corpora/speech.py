@@ -43,6 +43,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corpus_cli  # noqa: E402
+from corpus_cli import log  # noqa: E402
+
 WORK_RATE = 16000
 TARGET_DBFS = -25.0
 MAX_SECONDS = 20 * 60
@@ -557,15 +562,8 @@ def build(args: argparse.Namespace) -> dict:
     return manifest
 
 
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="corpus folder")
-    parser.add_argument("--system-root", default="/", help="folder laid out like / holding the packages")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = corpus_cli.parser(__doc__)
     parser.add_argument("--rates", type=int, nargs="+", default=[8000, 16000])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--test-voices", type=int, default=5)

@@ -11,10 +11,12 @@ memory cannot inflate the next one's and the peak resident memory belongs to tha
 * :func:`benchmark_memory`: peak resident memory of ``separate audio`` on a long file over a short one
   (goal <= 1.2: memory must not grow with the input's length).
 * :func:`benchmark_losses`: the permutation-invariant losses (:mod:`separate.bench.losses`).
+* :func:`benchmark_bsseval`: our BSSEval v4 against museval's (:mod:`separate.bench.bsseval`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import sys
@@ -244,3 +246,39 @@ def benchmark_losses(
     return benchmark_pit_losses(
         batch=batch, seconds=seconds, sample_rate=sample_rate, repeats=repeats, device=device
     )
+
+
+def check_museval() -> None:
+    """Raise a :class:`SeparateError` when museval (the reference BSSEval) is not installed."""
+    if importlib.util.find_spec("museval") is None:
+        raise SeparateError(
+            "--bsseval compares with museval, which is not installed: pip install 'separate[eval]'"
+        )
+
+
+#: ``--bsseval`` excerpts: (seconds, sources), stereo 44.1 kHz: a short excerpt and a 4-stem song.
+BSSEVAL_CASES = ((30.0, 2), (180.0, 4))
+
+
+def benchmark_bsseval(
+    seconds: float | None = None,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """CPU time of our BSSEval v4 and museval's on each of :data:`BSSEVAL_CASES`, each in its own process.
+
+    ``seconds`` replaces every case's length. Rows: see :func:`separate.bench.bsseval.measure_bsseval`,
+    plus ``excerpt`` (a label).
+    """
+    check_positive(bsseval_seconds=seconds)
+    check_museval()
+    rows = []
+    for default_seconds, sources in BSSEVAL_CASES:
+        length = seconds or default_seconds
+        label = f"{length:g} s, {sources} sources"
+        if progress is not None:
+            progress(f"bsseval: {label}...")
+        rows.append(
+            {"excerpt": label, **run_task("bsseval", {"seconds": length, "sources": sources}, threads)}
+        )
+    return rows

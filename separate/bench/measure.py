@@ -5,18 +5,18 @@
 * :func:`measure_engine`: :class:`~separate.engine.Separator` on a long generated file versus the
   model's forward passes alone on the same chunks (same length, batch size and count).
 * :func:`measure_batching`: the same file through the engine with one chunk per forward pass and with N.
-* :func:`measure_bsseval`: our torch BSSEval v4 against museval's on the same music-like excerpt.
 
 Timings on CUDA synchronise the device before every clock read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +218,16 @@ def separate_to_files(separator: Any, input_path: Path, folder: Path) -> dict[st
         return separator.separate_file(audio, outputs, "wav", "PCM_24")
 
 
+@contextlib.contextmanager
+def _noise_input(model: SeparationModel, seconds: float) -> Iterator[tuple[Path, Path, int]]:
+    """A temporary folder holding ``input.wav``, ``seconds`` of noise at the model's rate and channels:
+    yields ``(folder, input path, frames)``."""
+    with tempfile.TemporaryDirectory(prefix="separate-bench-") as name:
+        folder = Path(name)
+        frames = write_noise(folder / "input.wav", seconds, model.sample_rate, model.audio_channels)
+        yield folder, folder / "input.wav", frames
+
+
 def _seconds(action: Callable[[], object], device: torch.device) -> float:
     synchronize(device)
     start = time.perf_counter()
@@ -254,10 +264,8 @@ def measure_engine(
 
     model = build_target(target)
     separator = Separator(model, device, segment, overlap, batch_size)
-    rate, channels = model.sample_rate, model.audio_channels
-    with tempfile.TemporaryDirectory(prefix="separate-bench-") as folder:
-        input_path = Path(folder) / "input.wav"
-        frames = write_noise(input_path, input_seconds, rate, channels)
+    rate = model.sample_rate
+    with _noise_input(model, input_seconds) as (folder, input_path, frames):
         chunk, hop, n_chunks = separator.plan(frames)
         bare_forward_passes(separator.model, chunk, min(n_chunks, batch_size), batch_size, separator.device)
         calls = 0
@@ -267,7 +275,7 @@ def measure_engine(
             calls = bare_forward_passes(separator.model, chunk, n_chunks, batch_size, separator.device)
 
         def engine() -> None:
-            separate_to_files(separator, input_path, Path(folder))
+            separate_to_files(separator, input_path, folder)
 
         runs = _interleaved(forward_only, engine, separator.device)
     forward_seconds, engine_seconds = statistics.mean(runs[0]), statistics.mean(runs[1])
@@ -311,15 +319,13 @@ def measure_batching(
     model = build_target(target)
     one = Separator(model, device, segment, overlap, 1)
     many = Separator(model, device, segment, overlap, batch_size)
-    rate, channels = model.sample_rate, model.audio_channels
-    with tempfile.TemporaryDirectory(prefix="separate-bench-") as folder:
-        input_path = Path(folder) / "input.wav"
-        frames = write_noise(input_path, input_seconds, rate, channels)
+    rate = model.sample_rate
+    with _noise_input(model, input_seconds) as (folder, input_path, frames):
         chunk, hop, n_chunks = many.plan(frames)
         bare_forward_passes(many.model, chunk, batch_size, batch_size, many.device)
         runs = _interleaved(
-            lambda: separate_to_files(one, input_path, Path(folder)),
-            lambda: separate_to_files(many, input_path, Path(folder)),
+            lambda: separate_to_files(one, input_path, folder),
+            lambda: separate_to_files(many, input_path, folder),
             many.device,
         )
     single, batched = statistics.mean(runs[0]), statistics.mean(runs[1])
@@ -338,77 +344,3 @@ def measure_batching(
         "batched_runs": runs[1],
         "speedup": single / batched,
     }
-
-
-def music_excerpt(
-    seconds: float, sources: int = 2, channels: int = 2, sample_rate: int = 44100, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """References and estimates ``[J, C, T]`` float32 that behave like separated music.
-
-    References: coloured noise with a different spectrum and a slow loudness envelope per source,
-    quantised to 16 bits. Estimates: the references with leakage, a short filter and added noise.
-    """
-    from scipy.signal import lfilter
-
-    rng = np.random.default_rng(seed)
-    length = max(1, round(seconds * sample_rate))
-    time_axis = np.arange(length) / sample_rate
-    refs = np.empty((sources, channels, length), dtype=np.float32)
-    for j in range(sources):
-        audio = lfilter([1.0], [1.0, -0.3 * j], rng.standard_normal((channels, length)), axis=-1)
-        envelope = 0.6 + 0.4 * np.sin(2 * np.pi * (0.2 + 0.1 * j) * time_axis)
-        refs[j] = np.round(0.1 * envelope * audio / audio.std() * 32767) / 32767
-    leakage = np.eye(sources) + 0.1 * rng.standard_normal((sources, sources))
-    ests = lfilter([1.0, 0.2], [1.0], np.einsum("ij,jct->ict", leakage, refs), axis=-1)
-    ests += 0.005 * rng.standard_normal(ests.shape)
-    return refs, ests.astype(np.float32)
-
-
-def measure_bsseval(
-    seconds: float = 30.0, sources: int = 2, channels: int = 2, sample_rate: int = 44100
-) -> dict[str, Any]:
-    """CPU and wall seconds of our BSSEval v4 and museval's on one excerpt (1 s windows and hop).
-
-    After one untimed run of ours, runs in the order ours, museval, museval, ours so that a drift in
-    machine load weighs on both equally; each side keeps its fastest run. CPU time is
-    ``time.process_time`` (all threads of this process). Also reports the largest per-frame
-    difference in dB between the two (inf and NaN where both have them count as equal).
-    """
-    from separate.evaluation.bsseval import bss_eval
-
-    refs, ests = music_excerpt(seconds, sources, channels, sample_rate)
-
-    def ours() -> Any:
-        return bss_eval(refs, ests, window=sample_rate, hop=sample_rate)
-
-    def museval() -> Any:
-        return bss_eval(refs, ests, window=sample_rate, hop=sample_rate, backend="museval")
-
-    ours()
-    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "museval": []}
-    scores = {}
-    for name, function in (("ours", ours), ("museval", museval), ("museval", museval), ("ours", ours)):
-        wall, cpu = time.perf_counter(), time.process_time()
-        scores[name] = function()
-        runs[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    difference = 0.0
-    for mine, theirs in zip(scores["ours"], scores["museval"], strict=True):
-        both = torch.isnan(mine) & torch.isnan(theirs) | (mine == theirs)
-        gap = torch.where(both, 0.0, (mine - theirs).abs())
-        difference = max(difference, float(gap.max()))
-    result: dict[str, Any] = {
-        "seconds": seconds,
-        "sources": sources,
-        "channels": channels,
-        "sample_rate": sample_rate,
-        "frames": int(scores["ours"].sdr.shape[-1]),
-        "threads": torch.get_num_threads(),
-        "max_abs_difference_db": difference,
-    }
-    for name, timings in runs.items():
-        result[f"{name}_wall_seconds"] = min(wall for wall, _ in timings)
-        result[f"{name}_cpu_seconds"] = min(cpu for _, cpu in timings)
-        result[f"{name}_runs"] = timings
-    result["ratio_cpu"] = result["museval_cpu_seconds"] / result["ours_cpu_seconds"]
-    result["ratio_wall"] = result["museval_wall_seconds"] / result["ours_wall_seconds"]
-    return result

@@ -2,9 +2,10 @@
 
 The parent starts ``python -m separate.bench.process TASK RESULT_PATH`` and sends
 ``{"threads": n, "kwargs": {...}}`` on stdin; the child runs ``TASK`` from
-:mod:`separate.bench.measure` and writes its JSON result to ``RESULT_PATH``. A failure in the
-child comes back as ``{"error": "one line"}`` (traceback on the child's stderr). The parent reaps the
-child with ``os.wait4``, whose resource usage gives that one process's peak resident memory.
+:mod:`separate.bench.measure` (``bsseval``: :mod:`separate.bench.bsseval`) and writes its JSON result
+to ``RESULT_PATH``. A failure in the child comes back as ``{"error": "one line"}`` (traceback on the
+child's stderr). The parent reaps the child with ``os.wait4``, whose resource usage gives that one
+process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from separate.errors import SeparateError
 from separate.runtime import atomic_write_text
 
-TASKS = ("model", "engine", "batching")
+TASKS = ("model", "engine", "batching", "bsseval")
 MIB = 2**20
 
 
@@ -125,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     request = json.loads(sys.stdin.read())
     import torch
 
-    from separate.bench import measure
+    from separate.bench import bsseval, measure
 
     if request.get("threads"):
         torch.set_num_threads(int(request["threads"]))
@@ -133,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": measure.measure_model,
         "engine": measure.measure_engine,
         "batching": measure.measure_batching,
+        "bsseval": bsseval.measure_bsseval,
     }
     try:
         result = functions[task](**request["kwargs"])

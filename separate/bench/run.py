@@ -16,7 +16,7 @@ from separate.bench import api
 from separate.bench.targets import ENGINE_TARGET, MEMORY_TARGET, select_targets
 from separate.errors import SeparateError
 
-SECTIONS = ("models", "engine", "batching", "memory")
+SECTIONS = ("models", "engine", "batching", "memory", "bsseval")
 
 
 @dataclass
@@ -45,6 +45,8 @@ class Request:
     segment: float | None = None
     batch_size: int = 4
     losses: bool = False
+    bsseval: bool = False
+    bsseval_seconds: float | None = None
 
 
 def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -65,6 +67,7 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
         memory_base_seconds=r.memory_base_seconds,
         segment=r.segment,
         batch_size=r.batch_size,
+        bsseval_seconds=r.bsseval_seconds,
     )
     if r.warmup < 0:
         raise SeparateError(f"warmup must be zero or more, got {r.warmup}")
@@ -74,12 +77,14 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
 
         models += [name for name in registry() if name not in models]
     targets = select_targets(models, preset_names, r.all_presets)
-    if not targets and not (r.engine or r.batching or r.memory or r.losses):
+    if not targets and not (r.engine or r.batching or r.memory or r.losses or r.bsseval):
         raise SeparateError(
             "nothing to measure: name models with --model, --presets or --all, or add --engine, --batching, "
-            "--memory or --losses"
+            "--memory, --losses or --bsseval"
         )
     device = api.check_device(r.device)
+    if r.bsseval:
+        api.check_museval()
     report: dict[str, Any] = {"machine": api.machine_info(device, r.threads), "settings": _settings(r)}
     if targets:
         report["models"] = api.benchmark_models(
@@ -103,6 +108,8 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
         report["losses"] = api.benchmark_losses(
             device, r.seconds, r.batch or 8, r.sample_rate or 8000, r.repeats, r.threads
         )
+    if r.bsseval:
+        report["bsseval"] = api.benchmark_bsseval(r.bsseval_seconds, r.threads, progress)
     return report
 
 
@@ -111,7 +118,8 @@ def check_failures(report: dict[str, Any]) -> None:
     failed = [row for key in SECTIONS for row in report.get(key, []) if "error" in row]
     if failed:
         first = " ".join(str(failed[0]["error"]).split())
-        raise SeparateError(f"{len(failed)} measurement(s) failed; first: {failed[0]['model']}: {first}")
+        label = failed[0].get("model", failed[0].get("excerpt"))
+        raise SeparateError(f"{len(failed)} measurement(s) failed; first: {label}: {first}")
 
 
 def _settings(r: Request) -> dict[str, Any]:

@@ -40,6 +40,14 @@ def bench(
     segment: float = typer.Option(None, "--segment", help="Chunk seconds for the engine benchmarks."),
     batch_size: int = typer.Option(4, "--batch-size", help="Chunks per pass, --engine/--memory."),
     losses: bool = typer.Option(False, "--losses", help="Speed of the PIT losses alone."),
+    bsseval: bool = typer.Option(
+        False, "--bsseval", help="Our BSSEval v4 over museval: CPU time, difference."
+    ),
+    bsseval_seconds: float = typer.Option(
+        None,
+        "--bsseval-seconds",
+        help="--bsseval excerpts' length (default: 30 s x 2 sources, 180 s x 4).",
+    ),
     as_json: bool = json_option,
 ) -> None:
     """Measure models (parameters, MACs/s, RTF, memory) and the separation engine.
@@ -72,6 +80,9 @@ def _print_report(report: dict[str, Any]) -> None:
             _table(title, columns, report[key], cells)
     if "losses" in report:
         _print_losses(report["losses"], report["machine"]["device"])
+    if "bsseval" in report:
+        title, columns, cells = BSSEVAL_TABLE
+        _table(title, columns, report["bsseval"], cells)
 
 
 def _print_machine(machine: dict[str, Any]) -> None:
@@ -147,6 +158,19 @@ ENGINE_TABLES: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[s
 }
 
 
+BSSEVAL_TABLE = (
+    "BSSEval v4 (1 s frames), ours over museval on stereo 44.1 kHz excerpts: CPU s, best of runs O, M, M, O",
+    ["excerpt", "frames", "ours s", "museval s", "ratio", "max diff dB"],
+    lambda row: [
+        str(row["frames"]),
+        f"{row['ours_cpu_seconds']:.3f}",
+        f"{row['museval_cpu_seconds']:.2f}",
+        f"{row['ratio_cpu']:.1f}",
+        f"{row['max_abs_difference_db']:.1e}",
+    ],
+)
+
+
 def _print_losses(rows: list[dict[str, Any]], device: str) -> None:
     from separate.bench.losses import format_table
 
@@ -171,13 +195,17 @@ def _table(
         table.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
     for row in rows:
         values = ["failed", *[""] * (len(columns) - 2)] if "error" in row else cells(row)
-        table.add_row(Text(row["model"]), *values)
+        table.add_row(Text(_label(row)), *values)
     out = _wide_console()
     out.print(table)
     for row in rows:
         if "error" in row:
             message = " ".join(str(row["error"]).split())
-            out.print(f"{row['model']}: error: {message}", markup=False, soft_wrap=True)
+            out.print(f"{_label(row)}: error: {message}", markup=False, soft_wrap=True)
+
+
+def _label(row: dict[str, Any]) -> str:
+    return str(row.get("model", row.get("excerpt")))
 
 
 def _wide_console() -> Console:

@@ -127,7 +127,7 @@ class AttentionPIT(nn.Module):
 
     Args:
         n_src: J.
-        loss: signal loss ``D`` by name (``"sisnr"`` = negative SI-SDR, the paper's) or callable.
+        signal_loss: signal loss ``D`` by name (``"sisnr"`` = negative SI-SDR, the paper's) or callable.
         reg: ``"eq10"`` (``||A A^T - I||_1 / J^2``, the paper's reported setting) or ``"hoyer"`` (eq. 11).
         g_mode: ``"literal"`` (J-channel convs, default) or ``"shared"`` (per-signal encoder).
         g_channels: hidden width of the shared encoder (default J).
@@ -136,7 +136,7 @@ class AttentionPIT(nn.Module):
     def __init__(
         self,
         n_src: int,
-        loss: str | PairLoss = "sisnr",
+        signal_loss: str | PairLoss = "sisnr",
         reg: Regulariser = "eq10",
         g_mode: GMode = "literal",
         g_channels: int | None = None,
@@ -144,7 +144,7 @@ class AttentionPIT(nn.Module):
         super().__init__()
         if reg not in PENALTIES:
             raise SeparateError(f"unknown AttentionPIT regulariser '{reg}' (known: {', '.join(PENALTIES)})")
-        self.loss_fn = resolve_loss(loss)
+        self.loss_fn = resolve_loss(signal_loss)
         self.penalty_fn = PENALTIES[reg]
         self.encoder = AttentionEncoder(n_src, g_mode, g_channels)
 

@@ -4,8 +4,9 @@
 
 Every class is a :class:`separate.losses.base.SeparationLoss`. ``build_loss`` takes the ``[loss]``
 table of a recipe: ``name`` (a key of :data:`LOSS_NAMES`) and the class's keyword options. The
-per-pair signal loss of the permutation-invariant losses is their ``pit_loss`` option (a recipe key);
-the fixed-order losses take it from their name (``sisnr``, ``snr``, ``mse``).
+per-pair signal loss is ``signal_loss`` everywhere (a recipe key of the permutation-invariant losses;
+``pit_loss``, its former name, is still read); the fixed-order losses take it from their name
+(``sisnr``, ``snr``, ``mse``).
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ class PITLoss(SeparationLoss):
     def __init__(
         self,
         n_src: int,
-        pit_loss: str = "sisnr",
+        signal_loss: str = "sisnr",
         solver: Solver = "auto",
         threshold_byloss: bool = False,
         loss_threshold: float = LOSS_THRESHOLD,
     ) -> None:
-        super().__init__(n_src, pit_loss, threshold_byloss, loss_threshold)
+        super().__init__(n_src, signal_loss, threshold_byloss, loss_threshold)
         if solver not in ("auto", "exhaustive", "hungarian"):
             raise SeparateError(f"unknown PIT solver '{solver}' (known: auto, exhaustive, hungarian)")
         self.solver = solver
@@ -79,7 +80,7 @@ class SinkPITLoss(SeparationLoss):
     def __init__(
         self,
         n_src: int,
-        pit_loss: str = "sisnr",
+        signal_loss: str = "sisnr",
         beta: float | None = None,
         beta_growth: float = 1.02,
         beta_max: float = 10.0,
@@ -88,7 +89,7 @@ class SinkPITLoss(SeparationLoss):
         threshold_byloss: bool = False,
         loss_threshold: float = LOSS_THRESHOLD,
     ) -> None:
-        super().__init__(n_src, pit_loss, threshold_byloss, loss_threshold)
+        super().__init__(n_src, signal_loss, threshold_byloss, loss_threshold)
         if n_iter < 2 or n_iter % 2:
             raise SeparateError(f"SinkPIT needs a positive even number of Sinkhorn iterations, got {n_iter}")
         if beta is not None and beta <= 0:
@@ -130,7 +131,7 @@ class AttentionPITLoss(SeparationLoss):
     def __init__(
         self,
         n_src: int,
-        pit_loss: str = "sisnr",
+        signal_loss: str = "sisnr",
         reg: Regulariser = "eq10",
         g_mode: GMode = "literal",
         g_channels: int | None = None,
@@ -147,8 +148,8 @@ class AttentionPITLoss(SeparationLoss):
         threshold_byloss: bool = False,
         loss_threshold: float = LOSS_THRESHOLD,
     ) -> None:
-        super().__init__(n_src, pit_loss, threshold_byloss, loss_threshold)
-        self.attention = AttentionPIT(n_src, pit_loss, reg=reg, g_mode=g_mode, g_channels=g_channels)
+        super().__init__(n_src, signal_loss, threshold_byloss, loss_threshold)
+        self.attention = AttentionPIT(n_src, signal_loss, reg=reg, g_mode=g_mode, g_channels=g_channels)
         self.fixed_lam = lam
         self.lam_growth = lam_growth
         self.lam_max = lam_max
@@ -160,10 +161,10 @@ class AttentionPITLoss(SeparationLoss):
             self.after_switch = None
         elif switch_to == "sinkpit":
             self.after_switch = SinkPITLoss(
-                n_src, pit_loss, beta, beta_growth, beta_max, n_iter, hungarian_validation, **shared
+                n_src, signal_loss, beta, beta_growth, beta_max, n_iter, hungarian_validation, **shared
             )
         elif switch_to == "hungarian":
-            self.after_switch = PITLoss(n_src, pit_loss, solver="hungarian", **shared)
+            self.after_switch = PITLoss(n_src, signal_loss, solver="hungarian", **shared)
         else:
             raise SeparateError(f"AttentionPIT can switch to 'sinkpit' or 'hungarian', not '{switch_to}'")
 
@@ -232,9 +233,14 @@ def build_loss(name: str, n_src: int, **kwargs: Any) -> SeparationLoss:
     """Build a training loss by name (see ``LOSS_NAMES``) for ``n_src`` sources.
 
     The module's ``config`` records ``{"name", "n_src", **kwargs}`` so a run can rebuild it.
+    ``pit_loss`` is read as ``signal_loss`` (its former name).
     """
     if name not in LOSS_NAMES:
         raise SeparateError(f"unknown loss '{name}' (known: {', '.join(LOSS_NAMES)})")
+    if "pit_loss" in kwargs:  # the former name, in older recipes and saved runs
+        if "signal_loss" in kwargs:
+            raise SeparateError("give the loss's signal_loss once (pit_loss is its former name)")
+        kwargs["signal_loss"] = kwargs.pop("pit_loss")
     cls, fixed = LOSS_NAMES[name]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "n_src"} - set(fixed)
     unknown = sorted(set(kwargs) - accepted)

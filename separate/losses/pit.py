@@ -105,6 +105,6 @@ def reorder(est: Tensor, perm: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def best_permutation(est: Tensor, tgt: Tensor, loss: str | PairLoss = "sisnr") -> Tensor:
+def best_permutation(est: Tensor, tgt: Tensor, signal_loss: str | PairLoss = "sisnr") -> Tensor:
     """Hungarian assignment for evaluation: ``est, tgt: [B, J, T] -> perm: LongTensor [B, J]``."""
-    return hungarian_permutation(pairwise(loss, est, tgt))
+    return hungarian_permutation(pairwise(signal_loss, est, tgt))

@@ -51,17 +51,17 @@ def neg_snr(est: Tensor, tgt: Tensor) -> Tensor:
     return -snr(est, tgt)
 
 
-#: Losses by name (lower is better); the names used by ``build_loss(..., pit_loss=...)``.
+#: Losses by name (lower is better); the names used by ``build_loss(..., signal_loss=...)``.
 LOSSES: dict[str, PairLoss] = {"sisnr": neg_si_snr, "snr": neg_snr, "mse": mse}
 
 
-def resolve_loss(loss: str | PairLoss) -> PairLoss:
+def resolve_loss(signal_loss: str | PairLoss) -> PairLoss:
     """A loss callable from its name (``"sisnr"``, ``"snr"``, ``"mse"``) or the callable itself."""
-    if callable(loss):
-        return loss
-    if loss not in LOSSES:
-        raise SeparateError(f"unknown signal loss '{loss}' (known: {', '.join(LOSSES)})")
-    return LOSSES[loss]
+    if callable(signal_loss):
+        return signal_loss
+    if signal_loss not in LOSSES:
+        raise SeparateError(f"unknown signal loss '{signal_loss}' (known: {', '.join(LOSSES)})")
+    return LOSSES[signal_loss]
 
 
 def _pairwise_neg_si_snr(est: Tensor, tgt: Tensor) -> Tensor:
@@ -86,24 +86,24 @@ _FAST_PAIRWISE: dict[PairLoss, PairLoss] = {
 }
 
 
-def pairwise(loss: str | PairLoss, est: Tensor, tgt: Tensor) -> Tensor:
+def pairwise(signal_loss: str | PairLoss, est: Tensor, tgt: Tensor) -> Tensor:
     """Loss between every estimate and every target.
 
     Args:
-        loss: a name from :data:`LOSSES` or a callable ``(est [..., T], tgt [..., T]) -> [...]`` that
+        signal_loss: a name from :data:`LOSSES` or a callable ``(est [..., T], tgt [..., T]) -> [...]`` that
             broadcasts.
         est: ``[B, J, T]`` estimates.
         tgt: ``[B, J, T]`` targets.
 
     Returns:
-        ``[B, J, J]`` with ``out[b, i, j] = loss(est[b, i], tgt[b, j])`` (rows estimates, columns targets).
+        ``[B, J, J]``, ``out[b, i, j] = signal_loss(est[b, i], tgt[b, j])`` (rows estimates, columns targets).
     """
     if est.dim() != 3 or est.shape != tgt.shape:
         raise SeparateError(
             f"pairwise losses need estimates and targets of one shape [B, J, T], got "
             f"{tuple(est.shape)} and {tuple(tgt.shape)}"
         )
-    loss_fn = resolve_loss(loss)
+    loss_fn = resolve_loss(signal_loss)
     fast = _FAST_PAIRWISE.get(loss_fn)
     if fast is not None:
         out_dtype = torch.promote_types(est.dtype, torch.float32)
