@@ -99,7 +99,9 @@ class Separator:
         self.batch_size = batch_size
         self.consistency = sources_add_up(model) if consistency is None else consistency
         self.path = path or FastPath()
-        self.run = self.model if self.path.eager_fp32 else prepare(self.model, self.path, self.device)
+        self.run = (
+            self.model if self.path.eager_fp32 else prepare(self.model, self.path, self.device, batch_size)
+        )
 
     @property
     def sources(self) -> list[str]:

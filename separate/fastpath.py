@@ -157,8 +157,9 @@ def unavailable(model: SeparationModel, path: FastPath, device: torch.device) ->
     return None
 
 
-def prepare(model: SeparationModel, path: FastPath, device: torch.device) -> Runner:
-    """A runner ``mix: [B, C, T] -> stems [B, S, C, T]`` (float32) for ``model`` on ``path``.
+def prepare(model: SeparationModel, path: FastPath, device: torch.device, batch_size: int = 1) -> Runner:
+    """A runner ``mix: [B, C, T] -> stems [B, S, C, T]`` (float32) for ``model`` on ``path``; a compiled
+    one pads every batch to at least ``batch_size``, so it keeps one shape.
 
     Call :func:`unavailable` (or :func:`choose`) first: this does not check the machine.
     """
@@ -170,7 +171,7 @@ def prepare(model: SeparationModel, path: FastPath, device: torch.device) -> Run
     if path.precision == "int8":
         run = quantize_int8(model)
     if path.compile:
-        run = FixedBatch(compiled(run))
+        run = FixedBatch(compiled(run), batch_size)
     if path.precision == "bf16":
         run = Autocast(run, device.type)
     return run
@@ -239,12 +240,12 @@ def compiled(run: Runner) -> Runner:
 
 
 class FixedBatch:
-    """Pads every batch to the largest batch seen so far, so a compiled model keeps one shape (the
-    last, smaller group of chunks would otherwise compile again). mix: [B, C, T] -> [B, S, C, T]."""
+    """Pads every batch to the largest batch seen so far (at least ``size``), so that a compiled model
+    keeps one shape: a smaller group of chunks would compile again. mix: [B, C, T] -> [B, S, C, T]."""
 
-    def __init__(self, run: Runner) -> None:
+    def __init__(self, run: Runner, size: int = 1) -> None:
         self.run = run
-        self.size = 0
+        self.size = size
 
     def __call__(self, mix: torch.Tensor) -> torch.Tensor:
         import torch
