@@ -24,7 +24,7 @@ from typing import Any
 from separate.errors import SeparateError
 from separate.runtime import atomic_write_text
 
-TASKS = ("model", "engine", "batching")
+TASKS = ("model", "engine", "batching", "paths", "against")
 MIB = 2**20
 
 
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     request = json.loads(sys.stdin.read())
     import torch
 
-    from separate.bench import measure
+    from separate.bench import measure, paths
 
     if request.get("threads"):
         torch.set_num_threads(int(request["threads"]))
@@ -133,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": measure.measure_model,
         "engine": measure.measure_engine,
         "batching": measure.measure_batching,
+        "paths": paths.measure_paths,
+        "against": paths.measure_against_demucs,
     }
     try:
         result = functions[task](**request["kwargs"])
