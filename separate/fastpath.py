@@ -125,7 +125,7 @@ def choose(
     reason = unavailable(model, wanted, device)
     if reason is None:
         return wanted
-    (warn or _warn)(f"{wanted.label} is not available ({reason}); running eager fp32")
+    (warn or warn_line)(f"{wanted.label} is not available ({reason}); running eager fp32")
     return FastPath()
 
 
@@ -159,7 +159,7 @@ def unavailable(model: SeparationModel, path: FastPath, device: torch.device) ->
 
 def prepare(model: SeparationModel, path: FastPath, device: torch.device, batch_size: int = 1) -> Runner:
     """A runner ``mix: [B, C, T] -> stems [B, S, C, T]`` (float32) for ``model`` on ``path``; a compiled
-    one pads every batch to at least ``batch_size``, so it keeps one shape.
+    one pads every batch to at least ``batch_size``, so that it keeps one shape.
 
     Call :func:`unavailable` (or :func:`choose`) first: this does not check the machine.
     """
@@ -298,6 +298,7 @@ def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def _warn(message: str) -> None:
+def warn_line(message: str) -> None:
+    """One warning line on stderr."""
     sys.stderr.write(f"separate: warning: {message}\n")
     sys.stderr.flush()

@@ -1,9 +1,11 @@
 """ONNX export and the onnxruntime backend.
 
-:func:`export` writes a model as ONNX for one chunk length (the batch axis stays free): the models'
-forward passes compute paddings from the input's length in Python, which tracing fixes as constants,
-so one graph serves exactly one length. :class:`OnnxRunner` exports lazily, once per chunk length,
-into the user cache (keyed by the model's config and weights) and runs the graph with onnxruntime.
+:func:`export` writes a model as ONNX for one chunk length (the batch axis free, or fixed): the
+models' forward passes compute paddings from the input's length in Python, which tracing fixes as
+constants, so one graph serves exactly one length. :class:`OnnxRunner` exports lazily, once per
+chunk length, into the user cache (keyed by the model's config and weights) and runs the graphs with
+onnxruntime; a model that does not export (the dual-path models: the exporter cannot size their
+``unfold``) runs eager instead, after one warning line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from separate.errors import SeparateError
+from separate.fastpath import cache_dir, warn_line
 from separate.runtime import atomic_write
 
 if TYPE_CHECKING:
@@ -26,8 +29,11 @@ if TYPE_CHECKING:
 OPSET = 17
 
 
-def export(model: SeparationModel, path: str | os.PathLike[str], length: int) -> Path:
-    """Write ``model`` as ONNX to ``path``: ``mix [B, C, length]`` -> ``stems [B, S, C, length]``.
+def export(
+    model: SeparationModel, path: str | os.PathLike[str], length: int, batch: int | None = None
+) -> Path:
+    """Write ``model`` as ONNX to ``path``: ``mix [B, C, length]`` -> ``stems [B, S, C, length]``, with
+    ``B = batch``, or free when ``batch`` is None.
 
     The file's metadata holds the sample rate, the sources and the chunk length.
     """
@@ -37,7 +43,8 @@ def export(model: SeparationModel, path: str | os.PathLike[str], length: int) ->
     path = Path(path)
     if length < 1:
         raise SeparateError(f"ONNX export needs a positive chunk length, got {length}")
-    example = torch.zeros(1, model.audio_channels, length)
+    example = torch.zeros(batch or 1, model.audio_channels, length)
+    free = {"mix": {0: "batch"}, "stems": {0: "batch"}} if batch is None else None
     model = model.eval()
     fastpath_was = torch.backends.mha.get_fastpath_enabled()
     # Under inference mode, transformer layers take fused kernels that have no ONNX form.
@@ -57,7 +64,7 @@ def export(model: SeparationModel, path: str | os.PathLike[str], length: int) ->
                 dynamo=False,
                 input_names=["mix"],
                 output_names=["stems"],
-                dynamic_axes={"mix": {0: "batch"}, "stems": {0: "batch"}},
+                dynamic_axes=free,
                 opset_version=OPSET,
             )
         except Exception as problem:  # the exporter raises many types; one line says which op failed
@@ -101,24 +108,32 @@ def session(path: str | os.PathLike[str], threads: int) -> Any:
 class OnnxRunner:
     """Runs ``model`` through onnxruntime; mix: [B, C, T] -> stems [B, S, C, T] (float32 CPU tensors).
 
-    Graphs live in ``cache/onnx/DIGEST-LENGTH.onnx`` (``cache`` default :func:`separate.fastpath.cache_dir`).
+    Graphs live in ``cache/onnx/DIGEST-LENGTH.onnx`` (``cache`` defaults to
+    :func:`separate.fastpath.cache_dir`). ``failure`` says why the model runs eager, if it does.
     """
 
     def __init__(self, model: SeparationModel, cache: Path | None = None, threads: int | None = None) -> None:
-        from separate.fastpath import cache_dir
-
         self.model = model
         self.folder = (cache or cache_dir()) / "onnx"
         self.threads = threads
         self.digest = model_digest(model)
         self.sessions: dict[int, Any] = {}
+        self.failure: str | None = None
 
     def __call__(self, mix: torch.Tensor) -> torch.Tensor:
         import torch
 
         length = mix.shape[-1]
-        if length not in self.sessions:
-            self.sessions[length] = session(self._graph(length), self.threads or torch.get_num_threads())
+        if self.failure is None and length not in self.sessions:
+            try:
+                graph = self._graph(length)
+            except SeparateError as problem:
+                self.failure = str(problem)
+                warn_line(f"onnxruntime is not available ({self.failure[:160]}); running eager fp32")
+            else:
+                self.sessions[length] = session(graph, self.threads or torch.get_num_threads())
+        if self.failure is not None:
+            return self.model(mix)
         stems = self.sessions[length].run(None, {"mix": mix.detach().cpu().float().numpy()})[0]
         return torch.from_numpy(stems)
 
@@ -129,16 +144,18 @@ class OnnxRunner:
         return path
 
 
-def check_export(model: SeparationModel, path: str | os.PathLike[str], length: int) -> dict[str, Any]:
-    """:func:`export`, then run the graph and torch on the same noise ``[2, C, length]``.
+def check_export(
+    model: SeparationModel, path: str | os.PathLike[str], length: int, batch: int | None = None
+) -> dict[str, Any]:
+    """:func:`export`, then run the graph and torch on the same noise ``[batch or 2, C, length]``.
 
     Returns ``{"chunk", "max_abs_difference"}``; raises when they disagree beyond float tolerance.
     """
     import torch
 
-    export(model, path, length)
+    export(model, path, length, batch)
     generator = torch.Generator().manual_seed(0)
-    mix = 0.1 * torch.randn(2, model.audio_channels, length, generator=generator)
+    mix = 0.1 * torch.randn(batch or 2, model.audio_channels, length, generator=generator)
     with torch.inference_mode():
         expected = model(mix)
     got = torch.from_numpy(session(path, torch.get_num_threads()).run(None, {"mix": mix.numpy()})[0])

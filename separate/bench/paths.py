@@ -99,6 +99,10 @@ def measure_paths(
             )
             continue
         row["warmup_seconds"] = time.perf_counter() - start
+        failure = getattr(fast.run, "failure", None)
+        if failure is not None:
+            rows.append({**row, "reason": failure})
+            continue
         got = outputs(fast) if mixtures else [fast.separate_tensor(noise[:, : 4 * rate], rate).numpy()]
         row["snr_vs_fp32"] = min(_snr(mine, theirs) for mine, theirs in zip(got, reference, strict=True))
         if mixtures:

@@ -197,9 +197,9 @@ ENGINE_TABLES: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[s
 
 
 def _path_cells(row: dict[str, Any]) -> list[str]:
-    """One row of the paths table; an unavailable path shows its reason."""
+    """One row of the paths table; an unavailable path's reason is listed below the table."""
     if "reason" in row:
-        return [row["path"], "-", "-", "unavailable: " + row["reason"], "", "", "", ""]
+        return [row["path"], "-", "-", "n/a", "", "", "", ""]
     quality = row.get("si_snri")
     return [
         row["path"],
@@ -208,9 +208,14 @@ def _path_cells(row: dict[str, Any]) -> list[str]:
         f"{row['speedup']:.2f}",
         "-" if quality is None else f"{quality:.2f}",
         "-" if quality is None else f"{row['si_snri_delta']:+.3f}",
-        f"{row['snr_vs_fp32']:.1f}",
+        _decibels(row["snr_vs_fp32"]),
         f"{row['warmup_seconds']:.1f}",
     ]
+
+
+def _decibels(value: float | None) -> str:
+    """dB with one decimal; identical signals (inf, or null in JSON) read ``exact``."""
+    return "exact" if value is None or value == float("inf") else f"{value:.1f}"
 
 
 def _print_losses(rows: list[dict[str, Any]], device: str) -> None:
@@ -241,6 +246,10 @@ def _table(
     out = _wide_console()
     out.print(table)
     for row in rows:
+        if "reason" in row:
+            out.print(
+                f"{row['model']} {row['path']}: unavailable: {row['reason']}", markup=False, soft_wrap=True
+            )
         if "error" in row:
             message = " ".join(str(row["error"]).split())
             out.print(f"{row['model']}: error: {message}", markup=False, soft_wrap=True)

@@ -11,12 +11,14 @@ def export(
     model: str = typer.Argument(..., metavar="MODEL", help="Registry name, .safetensors path or hf:// URL."),
     onnx: str = typer.Option(..., "--onnx", metavar="OUT.onnx", help="Where to write the ONNX graph."),
     segment: float = segment_option,
+    batch: int = typer.Option(None, "--batch", min=1, help="Fixed batch size (default: free)."),
     as_json: bool = json_option,
 ) -> None:
     """Export MODEL as ONNX: input mix [batch, channels, chunk] -> stems [batch, sources, channels, chunk].
 
-    The chunk length is fixed (--segment seconds at the model's rate, default the model's own);
-    the batch is free. The export is checked against torch on noise before the command succeeds.
+    The chunk length is fixed (--segment seconds at the model's rate, default the model's own); the
+    batch is free unless --batch fixes it. The export is checked against torch on noise before the
+    command succeeds. The dual-path models (DPRNN, DPTNet, GALR) do not export yet.
     """
     from separate.backends.onnx import check_export
     from separate.checkpoints import load_model
@@ -34,7 +36,11 @@ def export(
     if reason:
         raise SeparateError(reason)
     seconds = segment or loaded.default_segment or DEFAULT_SEGMENT
-    result = {"model": model, "onnx": onnx, **check_export(loaded, onnx, round(seconds * loaded.sample_rate))}
+    result = {
+        "model": model,
+        "onnx": onnx,
+        **check_export(loaded, onnx, round(seconds * loaded.sample_rate), batch),
+    }
     if as_json:
         emit_json(result)
     else:
