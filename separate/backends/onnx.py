@@ -4,8 +4,8 @@
 models' forward passes compute paddings from the input's length in Python, which tracing fixes as
 constants, so one graph serves exactly one length. :class:`OnnxRunner` exports lazily, once per
 chunk length, into the user cache (keyed by the model's config and weights) and runs the graphs with
-onnxruntime; a model that does not export (the dual-path models: the exporter cannot size their
-``unfold``) runs eager instead, after one warning line.
+onnxruntime; a model that does not export (the dual-path models' ``unfold`` and TDANet's adaptive
+pooling, which the exporter cannot size) runs eager instead, after one warning line.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ def export(
 
     The chunk length is fixed (--segment seconds at the model's rate, default the model's own); the
     batch is free unless --batch fixes it. The export is checked against torch on noise before the
-    command succeeds. The dual-path models (DPRNN, DPTNet, GALR) do not export yet.
+    command succeeds. The dual-path models (DPRNN, DPTNet, GALR) and TDANet do not export yet.
     """
     from separate.backends.onnx import check_export
     from separate.checkpoints import load_model
