@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from separate.errors import SeparateError
+from separate.fastpath import FastPath, from_table
 from separate.models import build
 from separate.models.base import SeparationModel
 from separate.runtime import atomic_write
@@ -157,6 +158,8 @@ class RegistryEntry:
     parameters: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     card: dict[str, Any] = field(default_factory=dict)
+    #: The inference path measured fastest at equal quality: ``{precision, backend, compile}``.
+    fast_path: dict[str, Any] = field(default_factory=dict)
 
     @property
     def location(self) -> str:
@@ -189,6 +192,7 @@ def registry(path: str | os.PathLike[str] | None = None) -> dict[str, RegistryEn
             problem = f"unknown key(s) {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
             raise SeparateError(f"registry entry '{name}' in '{path}': {problem}")
         entries[name] = RegistryEntry(name=name, **table)
+        from_table(entries[name].fast_path, f"registry entry '{name}' in '{path}': fast_path")
     return entries
 
 
@@ -255,6 +259,12 @@ def default_model_name() -> str:
     if not defaults:
         raise SeparateError("no --model given and the registry names no default model")
     return defaults[0]
+
+
+def default_fast_path(name: str | os.PathLike[str]) -> FastPath | None:
+    """The registry's ``fast_path`` for a model named by its registry name; None for paths and URLs."""
+    entry = registry().get(os.fspath(name))
+    return from_table(entry.fast_path) if entry is not None else None
 
 
 def load_model(name: str | os.PathLike[str]) -> SeparationModel:

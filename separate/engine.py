@@ -23,6 +23,7 @@ import torch
 from separate.audio import AudioInput, StemWriter, resample_blocks, resampled_length
 from separate.consistency import mixture_consistency
 from separate.errors import SeparateError
+from separate.fastpath import FastPath, prepare
 from separate.measures import hungarian
 from separate.models.base import SeparationModel
 from separate.runtime import keep_large_blocks, select_device
@@ -65,6 +66,8 @@ class Separator:
         half: run in float16 (CUDA only).
         consistency: make each chunk's stems add up to its mixture (:func:`mixture_consistency`);
             None turns it on for models whose sources make up the input (:func:`sources_add_up`).
+        path: how the forward pass runs (:class:`~separate.fastpath.FastPath`; default eager fp32).
+            Resolve it with :func:`separate.fastpath.choose`, which falls back where it cannot run.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Separator:
         batch_size: int = 4,
         half: bool = False,
         consistency: bool | None = None,
+        path: FastPath | None = None,
     ) -> None:
         if not 0.0 <= overlap < 1.0:
             raise SeparateError(f"overlap must be in [0, 1), got {overlap}")
@@ -94,6 +98,10 @@ class Separator:
         self.overlap = overlap
         self.batch_size = batch_size
         self.consistency = sources_add_up(model) if consistency is None else consistency
+        self.path = path or FastPath()
+        self.run = (
+            self.model if self.path.eager_fp32 else prepare(self.model, self.path, self.device, batch_size)
+        )
 
     @property
     def sources(self) -> list[str]:
@@ -219,14 +227,15 @@ class Separator:
         mix = torch.from_numpy(batch).to(self.device, self.dtype)
         with torch.inference_mode():
             if model_channels == channels:
-                out = self.model(mix)
+                out = self.run(mix)
             elif model_channels == 1:
-                out = self.model(mix.reshape(b * channels, 1, length))
+                out = self.run(mix.reshape(b * channels, 1, length))
                 out = out.reshape(b, channels, -1, length).transpose(1, 2)
             elif channels == 1:
-                out = self.model(mix.expand(b, model_channels, length)).mean(2, keepdim=True)
+                out = self.run(mix.expand(b, model_channels, length)).mean(2, keepdim=True)
             else:
                 raise SeparateError(f"input has {channels} channels; this model takes {model_channels}")
+            out = out.to(self.device)
             if self.consistency:
                 out = mixture_consistency(out.float(), mix.float())
         return out.float().cpu().numpy()

@@ -34,6 +34,9 @@ def separate(
     overlap: float = 0.25,
     batch_size: int = 4,
     half: bool = False,
+    precision: str | None = None,
+    backend: str | None = None,
+    compile: bool | None = None,
 ) -> dict[str, Any]:
     """Separate one signal held in memory into its stems.
 
@@ -42,6 +45,9 @@ def separate(
         model: a registry name, a ``.safetensors`` path, an ``hf://org/repo/file`` URL or a loaded
             model (default: the registry's default model).
         device, segment, overlap, batch_size, half: as for :class:`separate.Separator`.
+        precision, backend, compile: the inference path (``fp32|bf16|int8``, ``torch|onnxruntime``,
+            ``torch.compile``); unset options take the registry entry's ``fast_path``, else eager
+            fp32 (see :func:`separate.fastpath.choose`).
 
     Returns:
         ``{stem name: samples}`` in the model's order, each shaped like ``audio`` and at its rate:
@@ -56,10 +62,12 @@ def separate(
     if isinstance(model, torch.nn.Module):
         loaded = model
     else:
-        loaded = load_model(default_model_name() if model is None else model)
+        model = default_model_name() if model is None else model
+        loaded = load_model(model)
     mix = torch.as_tensor(audio)
     mono = mix.dim() == 1
-    separator = Separator(loaded, device, segment, overlap, batch_size, half)
+    path = inference_path(loaded, model, device, precision, backend, compile)
+    separator = Separator(loaded, device, segment, overlap, batch_size, half, path=path)
     stems = separator.separate_tensor(mix.unsqueeze(0) if mono else mix, sample_rate)  # [S, C, T]
     as_numpy = isinstance(audio, np.ndarray)
     return {
@@ -100,6 +108,9 @@ def separate_files(
     overlap: float = 0.25,
     batch_size: int = 4,
     half: bool = False,
+    precision: str | None = None,
+    backend: str | None = None,
+    compile: bool | None = None,
     progress: FileProgress | None = None,
 ) -> dict[str, Any]:
     """Separate audio files (``-``: a stream on stdin) into stem files under ``out`` (``-``: stdout).
@@ -111,10 +122,12 @@ def separate_files(
     from separate.audio import open_input, output_subtype
     from separate.checkpoints import load_model
     from separate.engine import Separator
+    from separate.fastpath import check_options
     from separate.runtime import rank_and_world, rank_device
 
     if fmt not in ("wav", "flac"):
         raise SeparateError(f"unsupported --format '{fmt}' (choose wav or flac)")
+    check_options(precision, backend)
     subtype = output_subtype(fmt, bits)
     if inputs.count("-") > 1:
         raise SeparateError("stdin ('-') can be read only once")
@@ -123,7 +136,9 @@ def separate_files(
     rank, world = rank_and_world()
     if world > 1:
         device = rank_device(device, rank)
-    separator = Separator(load_model(model), device, segment, overlap, batch_size, half)
+    loaded = load_model(model)
+    path = inference_path(loaded, model, device, precision, backend, compile)
+    separator = Separator(loaded, device, segment, overlap, batch_size, half, path=path)
     names = select_stems(separator.sources, stems, two_stems)
     if out == "-" and len(names) != 1:
         raise SeparateError(
@@ -139,7 +154,32 @@ def separate_files(
             check_outputs(outputs.values(), input_paths)
             with progress(source.name) if progress else nullcontext() as advance:
                 results.append(separator.separate_file(source, outputs, fmt, subtype, advance))
-    return {"model": model, "device": str(separator.device), "rank": rank, "files": results}
+    return {
+        "model": model,
+        "device": str(separator.device),
+        "path": separator.path.label,
+        "rank": rank,
+        "files": results,
+    }
+
+
+def inference_path(
+    model: SeparationModel,
+    name: Any,
+    device: str,
+    precision: str | None,
+    backend: str | None,
+    compile: bool | None,
+) -> Any:
+    """The :class:`~separate.fastpath.FastPath` to run: the options, else the registry entry's
+    ``fast_path`` when ``name`` is a registry name, else eager fp32; unavailable -> fp32, one warning."""
+    from separate.checkpoints import default_fast_path
+    from separate.fastpath import check_options, choose
+    from separate.runtime import select_device
+
+    check_options(precision, backend)
+    default = default_fast_path(name) if isinstance(name, (str, os.PathLike)) else None
+    return choose(model, select_device(device), precision, backend, compile, default)
 
 
 def output_path(out: str, template: str, track: str, stem: str, ext: str, model: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -181,6 +182,9 @@ def test_losses_table(capsys) -> None:
         (["--model", "missing.safetensors"], ["does not exist"]),
         (["--presets", "convtasnet", "--seconds", "0"], ["seconds must be positive"]),
         (["--engine", "--engine-seconds", "-1"], ["engine-seconds must be positive"]),
+        (["--paths", "--path-list", "fp32,fp16"], ["unknown path 'fp16'", "onnxruntime"]),
+        (["--paths", "--paths-seconds", "0"], ["paths-seconds must be positive"]),
+        (["--against", "spleeter"], ["--against knows only 'demucs'"]),
         ([], ["nothing to measure"]),
     ],
 )
@@ -252,3 +256,56 @@ def test_bsseval_difference_counts_nan_on_one_side_as_infinite() -> None:
     mine = torch.tensor([[1.0, nan, inf, 2.0]])
     assert largest_difference([mine], [torch.tensor([[1.5, nan, inf, 2.0]])]) == 0.5
     assert largest_difference([mine], [torch.tensor([[1.0, 3.0, inf, 2.0]])]) == inf
+
+
+def test_paths_table_rows_per_path(tiny_checkpoint: Path) -> None:
+    """fp32 against itself, int8 (unavailable on a Conv-TasNet: a reason, not a number) and onnxruntime."""
+    result = run_cli(
+        "bench",
+        "--paths",
+        "--model",
+        str(tiny_checkpoint),
+        "--path-list",
+        "fp32,int8,onnxruntime",
+        "--paths-seconds",
+        "2",
+        "--segment",
+        "0.5",
+        "--threads",
+        "1",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    rows = {row["path"]: row for row in json.loads(result.stdout)["paths"]}
+    assert list(rows) == ["fp32", "int8", "onnxruntime"]
+    fp32 = rows["fp32"]
+    assert fp32["si_snri_delta"] == 0 and fp32["snr_vs_fp32"] is None  # identical stems: inf -> null
+    assert fp32["speedup"] == pytest.approx(fp32["fp32_seconds"] / fp32["path_seconds"])
+    assert fp32["quality_mixtures"] == 3
+    assert rows["int8"] == {**rows["int8"], "reason": "the model has no LSTM or Linear layers to quantize"}
+    if importlib.util.find_spec("onnxruntime") is None:
+        assert "onnxruntime is not installed" in rows["onnxruntime"]["reason"]
+    else:
+        assert abs(rows["onnxruntime"]["si_snri_delta"]) < 0.01 and rows["onnxruntime"]["snr_vs_fp32"] > 60
+
+
+def test_against_demucs_without_demucs_says_why(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "demucs" else real(name, *a)
+    )
+    assert main(["bench", "--against", "demucs", "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "demucs is not installed: pip install 'separate[demucs]'" in err
+    assert err.strip().splitlines()[-1].startswith("separate: error: 1 measurement(s) failed")
+
+
+def test_against_demucs_same_model_and_chunks() -> None:
+    pytest.importorskip("demucs.apply", reason="demucs is not installed (pip install 'separate[demucs]')")
+    from separate.bench.paths import measure_against_demucs
+
+    target = bench.Target("tiny", "preset", "convtasnet", TINY_CONVTASNET)
+    result = measure_against_demucs(target.spec(), "cpu", input_seconds=2.0, segment=0.5)
+    assert result["path"] == "fp32" and result["segment"] == 0.5
+    assert all(len(runs) == 2 for runs in result["runs"].values())
+    assert result["ratio"] == pytest.approx(result["demucs_seconds"] / result["path_seconds"])

@@ -7,16 +7,19 @@ inflate the next one's and the peak resident memory belongs to that measurement 
 * :mod:`.api`: the measurements one by one, :func:`benchmark_models`, :func:`benchmark_engine`,
   :func:`benchmark_batching`, :func:`benchmark_memory`, :func:`benchmark_losses`;
 * :mod:`.targets`: what is measured (a preset or a checkpoint);
-* :mod:`.process`: child processes and their peak memory; :mod:`.measure`: what runs in a child;
+* :mod:`.process`: child processes and their peak memory; :mod:`.measure` and :mod:`.paths`
+  (inference paths, Demucs' ``apply_model``): what runs in a child;
 * :mod:`.complexity`: parameter and MAC counts; :mod:`.losses`: the PIT loss timings.
 """
 
 from separate.bench.api import (
+    benchmark_against,
     benchmark_batching,
     benchmark_engine,
     benchmark_losses,
     benchmark_memory,
     benchmark_models,
+    benchmark_paths,
     check_device,
     check_positive,
     machine_info,
@@ -29,11 +32,13 @@ __all__ = [
     "MEMORY_TARGET",
     "Request",
     "Target",
+    "benchmark_against",
     "benchmark_batching",
     "benchmark_engine",
     "benchmark_losses",
     "benchmark_memory",
     "benchmark_models",
+    "benchmark_paths",
     "check_device",
     "check_failures",
     "check_positive",

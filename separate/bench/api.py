@@ -163,6 +163,85 @@ def _engine_task(
     return {"model": target.label, **run_task(task, kwargs, threads)}
 
 
+def benchmark_paths(
+    target: Target = ENGINE_TARGET,
+    device: str = "cpu",
+    input_seconds: float = 30.0,
+    batch_size: int = 4,
+    segment: float | None = None,
+    paths: Sequence[str] | None = None,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """Per inference path, speed over eager fp32 and quality change (one child process, one row per path;
+    see :func:`separate.bench.paths.measure_paths`)."""
+    from separate.fastpath import FastPath
+
+    check_positive(paths_seconds=input_seconds, batch_size=batch_size, segment=segment)
+    labels = list(paths or [])
+    for label in labels:
+        FastPath.parse(label)
+    kwargs = dict(
+        target=target.spec(),
+        device=device,
+        input_seconds=input_seconds,
+        batch_size=batch_size,
+        segment=segment,
+        paths=labels or None,
+    )
+    result = run_task("paths", kwargs, threads)
+    if "error" in result:
+        return [{"model": target.label, "error": result["error"]}]
+    common = {key: value for key, value in result.items() if key != "paths"}
+    return [{"model": target.label, **common, **row} for row in result["paths"]]
+
+
+def benchmark_against(
+    target: Target = ENGINE_TARGET,
+    other: str = "demucs",
+    device: str = "cpu",
+    input_seconds: float = 60.0,
+    batch_size: int = 4,
+    segment: float | None = None,
+    path: str | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Our engine against another project's on the same model and chunks (``other``: ``demucs``).
+
+    ``path`` defaults to the registry entry's ``fast_path`` for a registry name, else eager fp32.
+    """
+    import importlib.util
+
+    from separate.fastpath import FastPath
+
+    if other != "demucs":
+        raise SeparateError(f"--against knows only 'demucs', got '{other}'")
+    check_positive(against_seconds=input_seconds, batch_size=batch_size, segment=segment)
+    if path is None:
+        path = _registry_path(target)
+    FastPath.parse(path)
+    if importlib.util.find_spec("demucs") is None:
+        raise SeparateError(
+            "demucs is not installed: pip install 'separate[demucs]' (demucs>=4.1, which needs no torchaudio)"
+        )
+    kwargs = dict(
+        target=target.spec(),
+        device=device,
+        input_seconds=input_seconds,
+        batch_size=batch_size,
+        segment=segment,
+        path=path,
+    )
+    return {"model": target.label, **run_task("against", kwargs, threads)}
+
+
+def _registry_path(target: Target) -> str:
+    """The label of a registry model's ``fast_path`` (``fp32`` for presets and files)."""
+    from separate.checkpoints import default_fast_path
+
+    path = default_fast_path(target.label) if target.kind == "checkpoint" else None
+    return path.label if path is not None else "fp32"
+
+
 def benchmark_memory(
     target: Target = MEMORY_TARGET,
     device: str = "cpu",

@@ -25,7 +25,7 @@ from typing import Any
 from separate.errors import SeparateError
 from separate.runtime import atomic_write_text
 
-TASKS = ("model", "engine", "batching", "bsseval")
+TASKS = ("model", "engine", "batching", "bsseval", "paths", "against")
 MIB = 2**20
 
 
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     request = json.loads(sys.stdin.read())
     import torch
 
-    from separate.bench import bsseval, measure
+    from separate.bench import bsseval, measure, paths
 
     if request.get("threads"):
         torch.set_num_threads(int(request["threads"]))
@@ -135,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "engine": measure.measure_engine,
         "batching": measure.measure_batching,
         "bsseval": bsseval.measure_bsseval,
+        "paths": paths.measure_paths,
+        "against": paths.measure_against_demucs,
     }
     try:
         result = functions[task](**request["kwargs"])

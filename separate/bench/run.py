@@ -15,8 +15,9 @@ from typing import Any
 from separate.bench import api
 from separate.bench.targets import ENGINE_TARGET, MEMORY_TARGET, select_targets
 from separate.errors import SeparateError
+from separate.fastpath import FastPath
 
-SECTIONS = ("models", "engine", "batching", "memory", "bsseval")
+SECTIONS = ("models", "engine", "batching", "memory", "bsseval", "paths", "against")
 
 
 @dataclass
@@ -47,6 +48,12 @@ class Request:
     losses: bool = False
     bsseval: bool = False
     bsseval_seconds: float | None = None
+    paths: bool = False
+    path_list: str | None = None
+    paths_seconds: float = 30.0
+    against: str | None = None
+    against_seconds: float = 60.0
+    path: str | None = None
 
 
 def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -68,7 +75,14 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
         segment=r.segment,
         batch_size=r.batch_size,
         bsseval_seconds=r.bsseval_seconds,
+        paths_seconds=r.paths_seconds,
+        against_seconds=r.against_seconds,
     )
+    path_labels = [name.strip() for name in (r.path_list or "").split(",") if name.strip()]
+    for label in [*path_labels, *([r.path] if r.path else [])]:
+        FastPath.parse(label)
+    if r.against is not None and r.against != "demucs":
+        raise SeparateError(f"--against knows only 'demucs', got '{r.against}'")
     if r.warmup < 0:
         raise SeparateError(f"warmup must be zero or more, got {r.warmup}")
     models = list(r.model or [])
@@ -77,16 +91,18 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
 
         models += [name for name in registry() if name not in models]
     targets = select_targets(models, preset_names, r.all_presets)
-    if not targets and not (r.engine or r.batching or r.memory or r.losses or r.bsseval):
+    if not targets and not (
+        r.engine or r.batching or r.memory or r.losses or r.bsseval or r.paths or r.against
+    ):
         raise SeparateError(
             "nothing to measure: name models with --model, --presets or --all, or add --engine, --batching, "
-            "--memory, --losses or --bsseval"
+            "--memory, --paths, --against, --losses or --bsseval"
         )
     device = api.check_device(r.device)
     if r.bsseval:
         api.check_museval()
     report: dict[str, Any] = {"machine": api.machine_info(device, r.threads), "settings": _settings(r)}
-    if targets:
+    if targets and not (r.paths or r.against):
         report["models"] = api.benchmark_models(
             targets, device, r.seconds, r.batch or 1, r.sample_rate, r.repeats, r.warmup, r.threads, progress
         )
@@ -103,6 +119,27 @@ def run(request: Request, progress: Callable[[str], None]) -> dict[str, Any]:
                 _guarded(key, target.label, progress, function, target, *args, threads=r.threads)
                 for target in targets or [default]
             ]
+    if r.paths:
+        report["paths"] = []
+        for target in targets or [ENGINE_TARGET]:
+            progress(f"paths: {target.label}...")
+            report["paths"] += api.benchmark_paths(
+                target, device, r.paths_seconds, r.batch_size, r.segment, path_labels, threads=r.threads
+            )
+    if r.against:
+        against_args = (r.against, device, r.against_seconds, r.batch_size, r.segment, r.path)
+        report["against"] = [
+            _guarded(
+                "against",
+                target.label,
+                progress,
+                api.benchmark_against,
+                target,
+                *against_args,
+                threads=r.threads,
+            )
+            for target in targets or [ENGINE_TARGET]
+        ]
     if r.losses:
         progress("losses...")
         report["losses"] = api.benchmark_losses(
@@ -132,6 +169,8 @@ def _settings(r: Request) -> dict[str, Any]:
         "threads": r.threads,
         "segment": r.segment,
         "batch_size": r.batch_size,
+        "paths_seconds": r.paths_seconds,
+        "against_seconds": r.against_seconds,
     }
 
 

@@ -24,7 +24,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_SUBCOMMANDS = ("audio", "models", "train", "eval", "bench")
+_SUBCOMMANDS = ("audio", "models", "train", "eval", "bench", "export")
 
 for _name in _SUBCOMMANDS:
     importlib.import_module(f"separate.cli.{_name}").register(app)

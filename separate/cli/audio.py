@@ -39,6 +39,11 @@ def audio(
     batch_size: int = batch_size_option,
     device: str = device_option,
     half: bool = typer.Option(False, "--half", help="float16 inference (CUDA only)."),
+    precision: str = typer.Option(None, "--precision", help="fp32 | bf16 | int8 (default: the model's)."),
+    backend: str = typer.Option(None, "--backend", help="torch | onnxruntime (default: the model's)."),
+    compile: bool = typer.Option(
+        None, "--compile/--no-compile", help="torch.compile (default: the model's)."
+    ),
     threads: int = threads_option,
     as_json: bool = json_option,
 ) -> None:
@@ -63,6 +68,9 @@ def audio(
         overlap=overlap,
         batch_size=batch_size,
         half=half,
+        precision=precision,
+        backend=backend,
+        compile=compile,
         progress=None if as_json or not console.is_terminal else _progress,
     )
     if as_json:

@@ -48,11 +48,20 @@ def bench(
         "--bsseval-seconds",
         help="--bsseval excerpts' length (default: 30 s x 2 sources, 180 s x 4).",
     ),
+    paths: bool = typer.Option(False, "--paths", help="Speed and quality of each inference path vs fp32."),
+    path_list: str = typer.Option(
+        None, "--path-list", help="Paths for --paths (default fp32,bf16,int8,compile,onnxruntime)."
+    ),
+    paths_seconds: float = typer.Option(30.0, "--paths-seconds", help="Input length for --paths."),
+    against: str = typer.Option(None, "--against", help="demucs: our engine vs Demucs' apply_model."),
+    against_seconds: float = typer.Option(60.0, "--against-seconds", help="Input length for --against."),
+    path: str = typer.Option(None, "--path", help="Our path for --against (default: the model's)."),
     as_json: bool = json_option,
 ) -> None:
     """Measure models (parameters, MACs/s, RTF, memory) and the separation engine.
 
-    --engine, --batching and --memory use the models named, else a small Conv-TasNet (tiny for --memory).
+    --engine, --batching, --memory, --paths and --against use the models named, else a small Conv-TasNet
+    (tiny for --memory).
     """
     from separate import bench as core
 
@@ -143,6 +152,46 @@ ENGINE_TABLES: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[s
             f"{row['speedup']:.2f}",
         ],
     ),
+    "paths": (
+        "Inference paths: engine seconds on eager fp32 over the path's (mean of runs F, P, P, F); quality "
+        "change: SI-SNRi on the fixed two-speaker mixtures, SNR of the stems against fp32's",
+        [
+            "model",
+            "path",
+            "fp32 s",
+            "path s",
+            "speed-up",
+            "SI-SNRi",
+            "delta dB",
+            "SNR vs fp32",
+            "first call s",
+        ],
+        lambda row: _path_cells(row),
+    ),
+    "against": (
+        "Against Demucs: apply_model (eager fp32) and our engine, same model and chunks (mean of 2 runs)",
+        [
+            "model",
+            "input s",
+            "segment",
+            "path",
+            "demucs s",
+            "ours fp32 s",
+            "ours path s",
+            "ratio fp32",
+            "ratio",
+        ],
+        lambda row: [
+            f"{row['input_seconds']:g}",
+            f"{row['segment']:g}",
+            row["path"],
+            f"{row['demucs_seconds']:.2f}",
+            f"{row['fp32_seconds']:.2f}",
+            f"{row['path_seconds']:.2f}",
+            f"{row['engine_ratio']:.2f}",
+            f"{row['ratio']:.2f}",
+        ],
+    ),
     "memory": (
         "Memory: peak resident memory of 'separate audio', long input over short input",
         ["model", "short s", "long s", "peak MB short", "peak MB long", "growth MB", "ratio"],
@@ -169,6 +218,28 @@ BSSEVAL_TABLE = (
         f"{row['max_abs_difference_db']:.1e}",
     ],
 )
+
+
+def _path_cells(row: dict[str, Any]) -> list[str]:
+    """One row of the paths table; an unavailable path's reason is listed below the table."""
+    if "reason" in row:
+        return [row["path"], "-", "-", "n/a", "", "", "", ""]
+    quality = row.get("si_snri")
+    return [
+        row["path"],
+        f"{row['fp32_seconds']:.2f}",
+        f"{row['path_seconds']:.2f}",
+        f"{row['speedup']:.2f}",
+        "-" if quality is None else f"{quality:.2f}",
+        "-" if quality is None else f"{row['si_snri_delta']:+.3f}",
+        _decibels(row["snr_vs_fp32"]),
+        f"{row['warmup_seconds']:.1f}",
+    ]
+
+
+def _decibels(value: float | None) -> str:
+    """dB with one decimal; identical signals (inf, or null in JSON) read ``exact``."""
+    return "exact" if value is None or value == float("inf") else f"{value:.1f}"
 
 
 def _print_losses(rows: list[dict[str, Any]], device: str) -> None:
@@ -199,6 +270,10 @@ def _table(
     out = _wide_console()
     out.print(table)
     for row in rows:
+        if "reason" in row:
+            out.print(
+                f"{row['model']} {row['path']}: unavailable: {row['reason']}", markup=False, soft_wrap=True
+            )
         if "error" in row:
             message = " ".join(str(row["error"]).split())
             out.print(f"{_label(row)}: error: {message}", markup=False, soft_wrap=True)

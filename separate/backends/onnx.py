@@ -1,0 +1,167 @@
+"""ONNX export and the onnxruntime backend.
+
+:func:`export` writes a model as ONNX for one chunk length (the batch axis free, or fixed): the
+models' forward passes compute paddings from the input's length in Python, which tracing fixes as
+constants, so one graph serves exactly one length. :class:`OnnxRunner` exports lazily, once per
+chunk length, into the user cache (keyed by the model's config and weights) and runs the graphs with
+onnxruntime; a model that does not export (the dual-path models' ``unfold`` and TDANet's adaptive
+pooling, which the exporter cannot size) runs eager instead, after one warning line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from separate.errors import SeparateError
+from separate.fastpath import cache_dir, warn_line
+from separate.runtime import atomic_write
+
+if TYPE_CHECKING:
+    import torch
+
+    from separate.models.base import SeparationModel
+
+OPSET = 17
+
+
+def export(
+    model: SeparationModel, path: str | os.PathLike[str], length: int, batch: int | None = None
+) -> Path:
+    """Write ``model`` as ONNX to ``path``: ``mix [B, C, length]`` -> ``stems [B, S, C, length]``, with
+    ``B = batch``, or free when ``batch`` is None.
+
+    The file's metadata holds the sample rate, the sources and the chunk length.
+    """
+    import onnx
+    import torch
+
+    path = Path(path)
+    if length < 1:
+        raise SeparateError(f"ONNX export needs a positive chunk length, got {length}")
+    example = torch.zeros(batch or 1, model.audio_channels, length)
+    free = {"mix": {0: "batch"}, "stems": {0: "batch"}} if batch is None else None
+    model = model.eval()
+    fastpath_was = torch.backends.mha.get_fastpath_enabled()
+    # Under inference mode, transformer layers take fused kernels that have no ONNX form.
+    torch.backends.mha.set_fastpath_enabled(False)
+    with (
+        atomic_write(path) as partial,
+        warnings.catch_warnings(),
+        torch.inference_mode(False),
+        torch.no_grad(),
+    ):
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(
+                model,
+                (example,),
+                str(partial),
+                dynamo=False,
+                input_names=["mix"],
+                output_names=["stems"],
+                dynamic_axes=free,
+                opset_version=OPSET,
+            )
+        except Exception as problem:  # the exporter raises many types; one line says which op failed
+            raise SeparateError(f"ONNX export failed: {str(problem).splitlines()[0]}") from None
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath_was)
+        graph = onnx.load(str(partial))
+        for key, value in (
+            ("sample_rate", model.sample_rate),
+            ("sources", ",".join(model.sources)),
+            ("audio_channels", model.audio_channels),
+            ("chunk", length),
+        ):
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, str(value)
+        onnx.save(graph, str(partial))
+    return path
+
+
+def model_digest(model: SeparationModel) -> str:
+    """A short hash of the model's architecture, config and weights (the export cache's key)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([type(model).architecture, model.config], sort_keys=True).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def session(path: str | os.PathLike[str], threads: int) -> Any:
+    """An onnxruntime CPU session on ``threads`` intra-op threads, one inter-op thread."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxRunner:
+    """Runs ``model`` through onnxruntime; mix: [B, C, T] -> stems [B, S, C, T] (float32 CPU tensors).
+
+    Graphs live in ``cache/onnx/DIGEST-LENGTH.onnx`` (``cache`` defaults to
+    :func:`separate.fastpath.cache_dir`). ``failure`` says why the model runs eager, if it does.
+    """
+
+    def __init__(self, model: SeparationModel, cache: Path | None = None, threads: int | None = None) -> None:
+        self.model = model
+        self.folder = (cache or cache_dir()) / "onnx"
+        self.threads = threads
+        self.digest = model_digest(model)
+        self.sessions: dict[int, Any] = {}
+        self.failure: str | None = None
+
+    def __call__(self, mix: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        length = mix.shape[-1]
+        if self.failure is None and length not in self.sessions:
+            try:
+                graph = self._graph(length)
+            except SeparateError as problem:
+                self.failure = str(problem)
+                warn_line(f"onnxruntime is not available ({self.failure[:160]}); running eager fp32")
+            else:
+                self.sessions[length] = session(graph, self.threads or torch.get_num_threads())
+        if self.failure is not None:
+            return self.model(mix)
+        stems = self.sessions[length].run(None, {"mix": mix.detach().cpu().float().numpy()})[0]
+        return torch.from_numpy(stems)
+
+    def _graph(self, length: int) -> Path:
+        path = self.folder / f"{self.digest}-{length}.onnx"
+        if not path.exists():
+            export(self.model, path, length)
+        return path
+
+
+def check_export(
+    model: SeparationModel, path: str | os.PathLike[str], length: int, batch: int | None = None
+) -> dict[str, Any]:
+    """:func:`export`, then run the graph and torch on the same noise ``[batch or 2, C, length]``.
+
+    Returns ``{"chunk", "max_abs_difference"}``; raises when they disagree beyond float tolerance.
+    """
+    import torch
+
+    export(model, path, length, batch)
+    generator = torch.Generator().manual_seed(0)
+    mix = 0.1 * torch.randn(batch or 2, model.audio_channels, length, generator=generator)
+    with torch.inference_mode():
+        expected = model(mix)
+    got = torch.from_numpy(session(path, torch.get_num_threads()).run(None, {"mix": mix.numpy()})[0])
+    difference = float((got - expected).abs().max())
+    scale = float(expected.abs().max()) or 1.0
+    if not difference <= 1e-3 * scale:
+        Path(path).unlink(missing_ok=True)
+        raise SeparateError(f"the ONNX graph disagrees with torch (largest difference {difference:.3g})")
+    return {"chunk": length, "max_abs_difference": difference}
