@@ -8,7 +8,8 @@ Stages (each skipped when its output exists, so an interrupted build resumes):
    core sounds (one voice per folder; Allison's en and es are one id), tuxpaint stamp descriptions
    (one volunteer per language), fillets-ng dialogue (the file name codes the character), klettres
    letters and ktuberling words (one voice per language; Serbian script variants are one voice).
-   Clips are decoded, trimmed of silence, loudness-normalised and concatenated into ``pool/<rate>/<id>.flac`` (16-bit) at every ``--rates`` rate.
+   Clips are decoded, trimmed of silence, loudness-normalised and concatenated into
+   ``pool/<rate>/<id>.flac`` (16-bit) at every ``--rates`` rate.
 2. **More voices** for training only: WORLD-vocoder copies of each training voice with a warped
    spectral envelope (vocal-tract length) and scaled F0 (``pyworld``), and synthetic voices from
    espeak-ng (languages x variants x pitch/rate), flite and festival, reading the packages' own
