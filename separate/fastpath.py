@@ -109,23 +109,23 @@ def choose(
 ) -> FastPath:
     """The path to run: each option given, else ``default``'s (the registry entry's), else eager fp32.
 
-    A path this machine or model cannot take becomes eager fp32, with one warning line (``warn``,
-    default stderr) saying why.
+    A path the user asked for that this machine or model cannot take becomes eager fp32, with one
+    warning line (``warn``, default stderr) saying why; a registry default that cannot run here
+    (e.g. onnxruntime not installed) falls back quietly.
     """
     check_options(precision, backend)
     base = default or FastPath()
-    wanted = replace(
-        base,
-        **{
-            key: value
-            for key, value in (("precision", precision), ("backend", backend), ("compile", compile))
-            if value is not None
-        },
-    )
+    asked = {
+        key: value
+        for key, value in (("precision", precision), ("backend", backend), ("compile", compile))
+        if value is not None
+    }
+    wanted = replace(base, **asked)
     reason = unavailable(model, wanted, device)
     if reason is None:
         return wanted
-    (warn or warn_line)(f"{wanted.label} is not available ({reason}); running eager fp32")
+    if asked:
+        (warn or warn_line)(f"{wanted.label} is not available ({reason}); running eager fp32")
     return FastPath()
 
 

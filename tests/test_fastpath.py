@@ -111,6 +111,15 @@ def test_unavailable_path_falls_back_to_fp32_with_one_warning(monkeypatch: pytes
     assert len(warnings) == 1 and "C++ compiler" in warnings[0]
 
 
+def test_registry_default_that_cannot_run_falls_back_quietly() -> None:
+    """A default path from the registry (no option given) that this model cannot take: fp32, no line."""
+    warnings: list[str] = []
+    got = fastpath.choose(
+        tiny_model(), torch.device("cpu"), default=FastPath(precision="int8"), warn=warnings.append
+    )
+    assert got == FastPath() and warnings == []
+
+
 def test_options_override_the_registry_default() -> None:
     model, cpu = _tiny_ltl(), torch.device("cpu")
     default = FastPath(precision="int8")
