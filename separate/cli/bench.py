@@ -9,7 +9,15 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from separate.cli.common import console, device_option, emit_json, json_option, set_threads, threads_option
+from separate.cli.common import (
+    console,
+    device_option,
+    emit_json,
+    json_option,
+    set_threads,
+    tables,
+    threads_option,
+)
 
 
 def bench(
@@ -172,17 +180,17 @@ def _table(
     for row in rows:
         values = ["failed", *[""] * (len(columns) - 2)] if "error" in row else cells(row)
         table.add_row(Text(row["model"]), *values)
-    out = _wide_console()
-    out.print(table)
+    _wide_console().print(table)
     for row in rows:
         if "error" in row:
             message = " ".join(str(row["error"]).split())
-            out.print(f"{row['model']}: error: {message}", markup=False, soft_wrap=True)
+            console.print(f"{row['model']}: error: {message}", markup=False, soft_wrap=True)
 
 
 def _wide_console() -> Console:
-    """The shared stderr console; when it is not a terminal (a log file), one wide enough for whole rows."""
-    return console if console.is_terminal else Console(stderr=True, highlight=False, width=240)
+    """The stdout console for tables; when it is not a terminal (a file, a pipe), one wide enough for
+    whole rows."""
+    return tables if tables.is_terminal else Console(highlight=False, width=240)
 
 
 def _count(parameters: int) -> str:
