@@ -69,8 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         _error("interrupted")
         return 130
     except BrokenPipeError:
+        _quiet_stdout()
         return 141
     return result if isinstance(result, int) else 0
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away (``| head``): send what is still buffered to /dev/null, so the
+    interpreter's final flush does not print a second BrokenPipeError."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _error(message: str) -> None:
