@@ -81,7 +81,7 @@ class Separator:
             raise SeparateError(f"overlap must be in [0, 1), got {overlap}")
         if batch_size < 1:
             raise SeparateError(f"batch size must be at least 1, got {batch_size}")
-        check_segment(segment, overlap, model)
+        check_segment(segment, overlap)
         self.device = select_device(device)
         if self.device.type == "cpu":
             keep_large_blocks()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from separate.checks import check_receptive_field
 from separate.errors import SeparateError
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def separate(
         loaded = load_model(default_model_name() if model is None else model)
     mix = torch.as_tensor(audio)
     mono = mix.dim() == 1
+    check_receptive_field(segment, loaded)
     separator = Separator(loaded, device, segment, overlap, batch_size, half, consistency)
     stems = separator.separate_tensor(mix.unsqueeze(0) if mono else mix, sample_rate)  # [S, C, T]
     as_numpy = isinstance(audio, np.ndarray)
@@ -137,7 +139,9 @@ def separate_files(
     rank, world = rank_and_world()
     if world > 1:
         device = rank_device(device, rank)
-    separator = Separator(load_model(model), device, segment, overlap, batch_size, half, consistency)
+    loaded = load_model(model)
+    check_receptive_field(segment, loaded)
+    separator = Separator(loaded, device, segment, overlap, batch_size, half, consistency)
     names = select_stems(separator.sources, stems, two_stems)
     if out == "-" and len(names) != 1:
         raise SeparateError(

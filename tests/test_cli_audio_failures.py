@@ -161,6 +161,18 @@ def test_broken_pipe_is_quiet(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert process.returncode in (0, 141) and err == "", err
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_full_device_under_stdout(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    song = write_audio(tmp_path / "a.wav", 2.0)
+    args = ["audio", str(song), "-m", str(tiny_checkpoint), "-o", "-", "--stems", "s1"]
+    with open("/dev/full", "wb") as full:
+        process = _start(args, tmp_path, stdout=full)
+        err = process.communicate(timeout=240)[1].decode()
+    assert process.returncode == 1
+    assert err == "separate: error: no space left on device while writing stdout\n"
+    assert not list(tmp_path.glob("separate-*"))
+
+
 def _unprivileged() -> list[str] | None:
     """A command prefix that runs this interpreter without the right to write where its owner cannot:
     as ``nobody``, or as root without the capabilities that bypass file permissions."""

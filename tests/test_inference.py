@@ -63,6 +63,8 @@ def test_the_api_refuses_nan_and_infinite_samples(bad: float) -> None:
 def test_the_api_refuses_unusable_segments(segment: float) -> None:
     with pytest.raises(SeparateError, match="segment"):
         separate.Separator(tiny_model(), device="cpu", segment=segment)
+    with pytest.raises(SeparateError, match="segment"):
+        separate.separate(np.zeros(800, np.float32), 8000, model=tiny_model(), segment=segment)
 
 
 def test_float_stems_of_a_masking_model_add_up_to_the_input(tiny_checkpoint: Path, tmp_path: Path) -> None:

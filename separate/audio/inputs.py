@@ -113,7 +113,7 @@ def _open_stdin(max_channels: int | None) -> AudioInput:
         raise SeparateError("stdin is empty: expected a WAV or FLAC stream")
     try:
         return _validated(path, "stdin", max_channels, spooled=True)
-    except SeparateError:
+    except BaseException:  # refused, or Ctrl-C while checking: the spool goes either way
         path.unlink(missing_ok=True)
         raise
 

@@ -111,6 +111,10 @@ class StemWriter:
             with open(self.partial, "rb") as source:
                 shutil.copyfileobj(source, sys.stdout.buffer, length=1 << 20)
             sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as problem:
+            raise write_error(problem, "stdout") from None
         finally:
             self.partial.unlink(missing_ok=True)
 

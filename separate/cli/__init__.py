@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return 141
+    except OSError as problem:  # an I/O failure outside the writers (e.g. a full disk under stdout)
+        from separate.audio.ioerrors import write_error
+
+        _quiet_stdout()
+        _error(str(write_error(problem, problem.filename or "stdout")))
+        return 1
     return result if isinstance(result, int) else 0
 
 

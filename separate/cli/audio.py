@@ -61,7 +61,7 @@ def audio(
     if model is None:
         model = default_model_name()
     set_threads(threads)
-    show = _FileLines(out != "-" and not as_json, len(inputs) > 1)
+    show = _FileLines(checks=out != "-" and not as_json)
     try:
         result = separate_files(
             inputs,
@@ -98,9 +98,8 @@ class _FileLines:
     """Prints each file's outcome as it is known: a check mark, a warning when its levels were fitted
     to the format, or its error (one line each, on stderr)."""
 
-    def __init__(self, checks: bool, many: bool) -> None:
+    def __init__(self, checks: bool) -> None:
         self.checks = checks
-        self.many = many
 
     def __call__(self, done: dict[str, Any]) -> None:
         if done["status"] == "failed":
