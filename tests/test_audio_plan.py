@@ -174,3 +174,15 @@ def test_lossy_formats(tmp_path: Path, tiny_checkpoint: Path, fmt: str, subtype:
     assert code == 0
     info = sf.info(tmp_path / "o" / "a" / f"s1.{fmt}")
     assert info.subtype == subtype and info.samplerate == 8000
+
+
+def test_a_libsndfile_system_error_on_a_full_disk_is_named(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    from separate.audio.ioerrors import write_error
+
+    problem = sf.LibsndfileError(2, "System error")
+    assert str(write_error(problem, tmp_path / "s1.wav")).startswith(f"cannot write {tmp_path / 's1.wav'}")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 100, 0))
+    message = str(write_error(problem, tmp_path / "s1.wav"))
+    assert message == f"no space left on device while writing {tmp_path / 's1.wav'}"
