@@ -94,7 +94,7 @@ def decode_blocks(path: Path, shown: str, info: Probed, block_frames: int) -> It
             process.stdout.close()
             process.kill()
             code = process.wait()
-        if produced == 0 and code not in (0, -9):
+        if produced < info.frames and code not in (0, -9):  # -9: killed by us once done
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip().splitlines()
             raise SeparateError(f"ffmpeg cannot decode '{shown}': {message[-1] if message else code}")
