@@ -4,13 +4,17 @@ unwritable folders as an unprivileged user, and inputs decoded by ffmpeg."""
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +61,7 @@ def test_a_bad_file_in_the_middle_fails_alone(capsys, tiny_checkpoint: Path, tmp
 
 def test_disk_full_while_writing(capsys, tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
     song = write_audio(tmp_path / "a.wav", 1.0)
-    monkeypatch.setattr(tempfile_module(), "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
 
     def full(self: sf.SoundFile, data: np.ndarray) -> None:
@@ -76,7 +80,7 @@ def test_disk_full_while_writing(capsys, tiny_checkpoint: Path, tmp_path: Path, 
 
 
 def test_disk_full_while_spooling_stdin(capsys, tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(tempfile_module(), "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -87,12 +91,6 @@ def test_disk_full_while_spooling_stdin(capsys, tiny_checkpoint: Path, tmp_path:
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "no space left on device while writing" in err
     assert not list(tmp_path.glob("separate-stdin-*"))
-
-
-def tempfile_module():
-    import tempfile
-
-    return tempfile
 
 
 class _Stdin:
@@ -173,48 +171,59 @@ def test_a_full_device_under_stdout(tiny_checkpoint: Path, tmp_path: Path) -> No
     assert not list(tmp_path.glob("separate-*"))
 
 
-def _unprivileged() -> list[str] | None:
-    """A command prefix that runs this interpreter without the right to write where its owner cannot:
-    as ``nobody``, or as root without the capabilities that bypass file permissions."""
+@functools.cache
+def _unprivileged(cwd: Path) -> Callable[[list[str]], list[str]] | None:
+    """How to run a command without the right to write where its owner cannot: as ``nobody``
+    (setpriv or su), or as root without the capabilities that bypass file permissions."""
     if os.geteuid() != 0:
-        return []
+        return lambda command: command
     setpriv = shutil.which("setpriv")
-    candidates = [
-        [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"],
-        [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-all"],
-    ]
-    for prefix in candidates if setpriv else []:
-        probe = subprocess.run(
-            [*prefix, sys.executable, "-c", "import torch, separate.cli"], capture_output=True
+    ways: list[Callable[[list[str]], list[str]]] = []
+    if setpriv:
+        for group in ("nogroup", "nobody"):
+            ways.append(lambda c, g=group: [setpriv, "--reuid=nobody", f"--regid={g}", "--clear-groups", *c])
+    if shutil.which("su"):
+        ways.append(lambda c: ["su", "-p", "nobody", "-s", "/bin/sh", "-c", shlex.join(c)])
+    if setpriv:
+        ways.append(
+            lambda c: [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all", *c]
         )
-        if probe.returncode == 0:
-            return prefix
+    for way in ways:
+        probe = [sys.executable, "-c", "import torch, separate.cli"]
+        if subprocess.run(way(probe), capture_output=True, cwd=cwd).returncode == 0:
+            return way
     return None
 
 
 @pytest.mark.parametrize("command", ["audio", "train"])
-def test_unwritable_folder_as_an_unprivileged_user(
-    tiny_checkpoint: Path, tmp_path: Path, command: str
-) -> None:
-    prefix = _unprivileged()
-    if prefix is None:
-        pytest.skip("running as root and neither setpriv --reuid=nobody nor dropping capabilities works here")
-    tmp_path.chmod(0o755)
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o555)
-    song = write_audio(tmp_path / "a.wav", 0.2)
-    args = {
-        "audio": ["audio", str(song), "-m", str(tiny_checkpoint), "-o", str(locked / "x")],
-        "train": ["train", "examples/recipes/tiny.toml", "--out", str(locked / "run")],
-    }[command]
-    result = subprocess.run(
-        [*prefix, sys.executable, "-m", "separate", *args],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=300,
-    )
+def test_unwritable_folder_as_an_unprivileged_user(tiny_checkpoint: Path, command: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    unprivileged = _unprivileged(root)
+    if unprivileged is None:
+        pytest.skip("running as root, and neither setpriv nor su can run this Python as another user here")
+    shared = Path(tempfile.mkdtemp(prefix="separate-unprivileged-"))  # readable by nobody too
+    try:
+        shared.chmod(0o755)
+        model = Path(shutil.copy(tiny_checkpoint, shared / "tiny.safetensors"))
+        model.chmod(0o644)
+        song = write_audio(shared / "a.wav", 0.2)
+        song.chmod(0o644)
+        locked = shared / "locked"
+        locked.mkdir(mode=0o555)
+        args = {
+            "audio": ["audio", str(song), "-m", str(model), "-o", str(locked / "x")],
+            "train": ["train", "examples/recipes/tiny.toml", "--out", str(locked / "run")],
+        }[command]
+        result = subprocess.run(
+            unprivileged([sys.executable, "-m", "separate", *args]),
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=300,
+        )
+    finally:
+        shutil.rmtree(shared)
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "cannot write to" in result.stderr and "permission denied" in result.stderr
 
