@@ -122,7 +122,8 @@ def separate_files(
     rank takes every WORLD_SIZE-th input on its own device.
 
     Returns ``{"model", "device", "rank", "files": [...], "failed": n}``; each file is
-    ``{"input", "track", "status": "ok" | "failed" | "skipped", "outputs", "levels" | "error"}``.
+    ``{"input", "track", "status": "ok" | "failed" | "skipped", "outputs", "levels" | "error"}``
+    (a failed file has no outputs).
     """
     from separate.audio import CLIP_MODES, open_input, output_subtype, plan_outputs
     from separate.checkpoints import load_model
@@ -169,7 +170,7 @@ def separate_files(
                 sources.append(opened.enter_context(open_input(plan.spec, separator.max_channels)))
             except SeparateError as problem:
                 sources.append(None)
-                if not report(index, status="failed", error=str(problem)):
+                if not report(index, status="failed", error=str(problem), outputs={}):
                     break
         go_on = not fail_fast or all(file["status"] != "failed" for file in files)
         for index, (plan, source) in enumerate(zip(plans, sources, strict=False)):
@@ -179,7 +180,7 @@ def separate_files(
                 with progress(source.name) if progress else nullcontext() as advance:
                     done = separator.separate_file(source, plan.outputs, fmt, subtype, advance, clip_mode)
             except SeparateError as problem:
-                go_on = report(index, status="failed", error=str(problem))
+                go_on = report(index, status="failed", error=str(problem), outputs={})
             else:
                 go_on = report(index, status="ok", levels=done["levels"])
             source.close()

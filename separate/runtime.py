@@ -138,6 +138,23 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, so that creating a file and registering its
+    removal (or renaming a set of files and recording it) is one step that Ctrl-C cannot split."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def check_writable_folder(folder: str | os.PathLike[str], what: str = "output folder") -> None:
     """Raise a one-line :class:`SeparateError` unless ``folder`` exists as a writable folder or can be
     created (its nearest existing ancestor is a writable folder)."""

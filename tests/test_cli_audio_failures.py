@@ -50,7 +50,7 @@ def test_a_bad_file_in_the_middle_fails_alone(capsys, tiny_checkpoint: Path, tmp
     assert [f["status"] for f in report["files"]] == ["ok", "failed", "failed", "ok"] and report[
         "failed"
     ] == 2
-    assert "not a readable audio file" in report["files"][1]["error"]
+    assert "not a readable audio file" in report["files"][1]["error"] and report["files"][2]["outputs"] == {}
     lines = captured.err.splitlines()
     assert len(lines) == 3 and "b.wav" in lines[0] and "NaN" in lines[1]
     assert lines[2] == "separate: error: 2 of 4 files failed" and "Traceback" not in captured.err

@@ -22,6 +22,7 @@ import soundfile as sf
 from separate.audio import ffmpeg
 from separate.audio.ioerrors import write_error
 from separate.errors import SeparateError
+from separate.runtime import interrupts_deferred
 
 STDIO = "-"
 BLOCK_FRAMES = 1 << 16
@@ -97,8 +98,9 @@ def track_name(spec: str) -> str:
 def _open_stdin(max_channels: int | None) -> AudioInput:
     if sys.stdin is None or sys.stdin.isatty():
         raise SeparateError("input '-' needs a WAV or FLAC stream on stdin")
-    handle = tempfile.NamedTemporaryFile(prefix="separate-stdin-", suffix=".audio", delete=False)
-    path = Path(handle.name)
+    with interrupts_deferred():
+        handle = tempfile.NamedTemporaryFile(prefix="separate-stdin-", suffix=".audio", delete=False)
+        path = Path(handle.name)
     try:
         with handle:
             shutil.copyfileobj(sys.stdin.buffer, handle, length=1 << 20)

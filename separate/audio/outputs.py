@@ -21,6 +21,7 @@ import soundfile as sf
 from separate.audio.inputs import STDIO
 from separate.audio.ioerrors import write_error
 from separate.errors import SeparateError
+from separate.runtime import interrupts_deferred
 
 SUBTYPES = {
     ("wav", 16): "PCM_16",
@@ -138,31 +139,32 @@ def commit_stems(writers: Sequence[StemWriter]) -> None:
         assert writer.target is not None
         if writer.target.is_dir():
             raise SeparateError(f"cannot write {writer.target}: a folder of that name is in the way")
-    done: list[tuple[StemWriter, Path | None]] = []
-    current = files[0] if files else None
-    try:
-        for writer in files:
-            assert writer.target is not None
-            current = writer
-            backup = None
-            if writer.target.exists():
-                backup = writer.partial.with_suffix(".previous")
-                os.replace(writer.target, backup)
-            done.append((writer, backup))
-            os.replace(writer.partial, writer.target)
-            writer.committed = True
-    except OSError as problem:
-        for writer, backup in reversed(done):
-            assert writer.target is not None
-            if writer.committed:
-                writer.target.unlink(missing_ok=True)
-                writer.committed = False
+    with interrupts_deferred():
+        done: list[tuple[StemWriter, Path | None]] = []
+        current = files[0] if files else None
+        try:
+            for writer in files:
+                assert writer.target is not None
+                current = writer
+                backup = None
+                if writer.target.exists():
+                    backup = writer.partial.with_suffix(".previous")
+                    os.replace(writer.target, backup)
+                done.append((writer, backup))
+                os.replace(writer.partial, writer.target)
+                writer.committed = True
+        except OSError as problem:
+            for writer, backup in reversed(done):
+                assert writer.target is not None
+                if writer.committed:
+                    writer.target.unlink(missing_ok=True)
+                    writer.committed = False
+                if backup is not None:
+                    os.replace(backup, writer.target)
+            raise write_error(problem, current.shown if current else "") from None
+        for _, backup in done:
             if backup is not None:
-                os.replace(backup, writer.target)
-        raise write_error(problem, current.shown if current else "") from None
-    for _, backup in done:
-        if backup is not None:
-            backup.unlink(missing_ok=True)
+                backup.unlink(missing_ok=True)
     for writer in writers:
         if writer.to_stdout:
             writer.publish()

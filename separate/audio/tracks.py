@@ -21,6 +21,7 @@ import numpy as np
 from separate.audio.ioerrors import write_error
 from separate.audio.outputs import StemWriter, commit_stems, file_mode, has_full_scale
 from separate.errors import SeparateError
+from separate.runtime import interrupts_deferred
 
 CLIP_MODES = ("rescale", "clamp")
 _STAGE_BLOCK = 1 << 16
@@ -80,19 +81,20 @@ class TrackWriter:
         self.clipped = 0
         self.gain = 1.0
         self._cleanup = ExitStack()
-        try:
-            self.writers: dict[str, StemWriter] = {}
-            self.stages: dict[str, _Stage] = {}
-            for name, path in outputs.items():
-                writer = StemWriter(path, sample_rate, channels, fmt, subtype)
-                self._cleanup.callback(writer.abort)
-                self.writers[name] = writer
-                if self.mode == "rescale":
-                    self.stages[name] = _Stage(writer, channels)
-                    self._cleanup.callback(self.stages[name].remove)
-        except BaseException:
-            self._cleanup.close()
-            raise
+        self.writers: dict[str, StemWriter] = {}
+        self.stages: dict[str, _Stage] = {}
+        with interrupts_deferred():
+            try:
+                for name, path in outputs.items():
+                    writer = StemWriter(path, sample_rate, channels, fmt, subtype)
+                    self._cleanup.callback(writer.abort)
+                    self.writers[name] = writer
+                    if self.mode == "rescale":
+                        self.stages[name] = _Stage(writer, channels)
+                        self._cleanup.callback(self.stages[name].remove)
+            except BaseException:
+                self._cleanup.close()
+                raise
 
     def write(self, name: str, block: np.ndarray) -> None:
         """block: [C, n] float samples of stem ``name``."""
