@@ -31,6 +31,9 @@ PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar"}
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The registry ships inside the package (a link to the top-level ``checkpoints.toml`` in a checkout).
 DEFAULT_REGISTRY = PACKAGE_DIR / "checkpoints.toml"
+HUB_KEYS = {"repo", "filename", "revision"}
+#: Seconds to wait for a TCP connection to the Hub before working from the cache alone.
+HUB_PROBE_SECONDS = 1.5
 
 
 def save(model: SeparationModel, path: str | os.PathLike[str], half: bool = False, **metadata: Any) -> Path:
@@ -186,8 +189,13 @@ def registry(path: str | os.PathLike[str] | None = None) -> dict[str, RegistryEn
             raise SeparateError(f"registry entry '{name}' in '{path}' is not a table")
         if "bundled" not in table and "hub" not in table:
             raise SeparateError(f"registry entry '{name}' in '{path}' needs 'bundled' or 'hub'")
-        unknown = sorted(set(table) - known)
+        hub = table.get("hub", {})
+        if not isinstance(hub, dict):
+            raise SeparateError(f"registry entry '{name}' in '{path}': 'hub' must be a table")
+        unknown = sorted(set(table) - known) + [f"hub.{key}" for key in sorted(set(hub) - HUB_KEYS)]
         missing = sorted(required - {"name"} - set(table))
+        if "hub" in table:
+            missing += [f"hub.{key}" for key in ("repo", "filename") if key not in hub]
         if unknown or missing:
             problem = f"unknown key(s) {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
             raise SeparateError(f"registry entry '{name}' in '{path}': {problem}")
@@ -215,14 +223,52 @@ def hub_download(repo: str, filename: str, revision: str | None = None) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    why = "offline: HF_HUB_OFFLINE is set" if _hub_offline() else None
+    if why is None and not _hub_reachable():
+        why = f"offline: no network connection to {_hub_address()[0]}"
     try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision))
+        return Path(
+            hf_hub_download(repo_id=repo, filename=filename, revision=revision, local_files_only=bool(why))
+        )
     except LocalEntryNotFoundError:
         raise SeparateError(
-            f"'{repo}/{filename}' is not in the Hugging Face cache and cannot be downloaded (offline?)"
+            f"'{repo}/{filename}' is not in the Hugging Face cache and cannot be downloaded "
+            f"({why or 'offline?'})"
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as problem:
         raise SeparateError(f"cannot download '{repo}/{filename}': {str(problem).splitlines()[0]}") from None
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_address() -> tuple[str, int]:
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+
+
+def _hub_reachable() -> bool:
+    """Whether a TCP connection to the Hub opens within :data:`HUB_PROBE_SECONDS` (name lookup
+    included, which a socket timeout does not bound, hence the thread)."""
+    import socket
+    import threading
+
+    opened: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(_hub_address(), timeout=HUB_PROBE_SECONDS).close()
+            opened.append(True)
+        except OSError:
+            opened.append(False)
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(HUB_PROBE_SECONDS)
+    return bool(opened and opened[0])
 
 
 def parse_hf_url(url: str) -> tuple[str, str, str | None]:

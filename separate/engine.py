@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
 import torch
 
-from separate.audio import AudioInput, StemWriter, resample_blocks, resampled_length
+from separate.audio import AudioInput, TrackWriter, resample_blocks, resampled_length
+from separate.checks import check_finite, check_segment
 from separate.consistency import mixture_consistency
 from separate.errors import SeparateError
 from separate.fastpath import FastPath, prepare
@@ -85,8 +85,7 @@ class Separator:
             raise SeparateError(f"overlap must be in [0, 1), got {overlap}")
         if batch_size < 1:
             raise SeparateError(f"batch size must be at least 1, got {batch_size}")
-        if segment is not None and segment <= 0:
-            raise SeparateError(f"segment must be positive, got {segment}")
+        check_segment(segment, overlap)
         self.device = select_device(device)
         if self.device.type == "cpu":
             keep_large_blocks()
@@ -132,6 +131,7 @@ class Separator:
             raise SeparateError(
                 f"expected a non-empty [channels, samples] tensor, got shape {tuple(mix.shape)}"
             )
+        check_finite(mix, sample_rate)
         array = mix.detach().to("cpu", torch.float32).numpy()
         blocks = (array[:, start : start + (1 << 16)] for start in range(0, array.shape[1], 1 << 16))
         out = list(self.stream(blocks, sample_rate, array.shape[0], array.shape[1]))
@@ -247,12 +247,13 @@ class Separator:
         fmt: str,
         subtype: str,
         progress: Callable[[float], None] | None = None,
+        clip_mode: str = "rescale",
     ) -> dict[str, Any]:
         """Separate ``audio`` and write the stems named in ``outputs`` (stem -> path or ``-``).
 
         A stem ``no_X`` is the mixture minus stem ``X`` (``--two-stems``). All files are written
         under temporary names and renamed only when every stem is complete; on any failure no
-        output is left behind.
+        output is left behind. ``clip_mode``: see :class:`separate.audio.TrackWriter`.
         """
         unknown = [name for name in outputs if _base_stem(name) not in self.sources]
         if unknown:
@@ -269,19 +270,14 @@ class Separator:
                     mixture_queue.append(block)
                 yield block
 
-        with ExitStack() as stack:
-            writers = {}
-            for name, path in outputs.items():
-                writers[name] = StemWriter(path, audio.sample_rate, audio.channels, fmt, subtype)
-                stack.callback(writers[name].abort)
+        with TrackWriter(outputs, audio.sample_rate, audio.channels, fmt, subtype, clip_mode) as track:
             for block in self.stream(reading(), audio.sample_rate, audio.channels, audio.frames, progress):
                 mixture = _take(mixture_queue, block.shape[-1]) if needs_mix else None
-                for name, writer in writers.items():
+                for name in outputs:
                     stem = block[index[name]]
-                    writer.write(mixture - stem if name.startswith("no_") else stem)
-            for writer in writers.values():
-                writer.commit()
-        return {"input": str(audio.path), "track": audio.name, "outputs": outputs}
+                    track.write(name, mixture - stem if name.startswith("no_") else stem)
+            track.commit()
+        return {"input": str(audio.path), "track": audio.name, "outputs": outputs, "levels": track.levels}
 
 
 def _base_stem(name: str) -> str:

@@ -9,14 +9,15 @@ API, like Open-Unmix's ``predict.separate``) and :func:`separate_files` for what
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from separate.checks import check_receptive_field
 from separate.errors import SeparateError
 
 if TYPE_CHECKING:
+    from separate.audio import AudioInput
     from separate.models.base import SeparationModel
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
@@ -37,6 +38,7 @@ def separate(
     precision: str | None = None,
     backend: str | None = None,
     compile: bool | None = None,
+    consistency: bool | None = None,
 ) -> dict[str, Any]:
     """Separate one signal held in memory into its stems.
 
@@ -44,10 +46,14 @@ def separate(
         audio: ``[C, T]`` or ``[T]`` samples (a numpy array or a torch tensor) at ``sample_rate``.
         model: a registry name, a ``.safetensors`` path, an ``hf://org/repo/file`` URL or a loaded
             model (default: the registry's default model).
-        device, segment, overlap, batch_size, half: as for :class:`separate.Separator`.
+        device, segment, overlap, batch_size, half, consistency: as for :class:`separate.Separator`.
         precision, backend, compile: the inference path (``fp32|bf16|int8``, ``torch|onnxruntime``,
             ``torch.compile``); unset options take the registry entry's ``fast_path``, else eager
-            fp32 (see :func:`separate.fastpath.choose`).
+            fp32 (see :func:`separate.fastpath.choose`); ``consistency=False`` leaves the stems as
+            the model made them.
+
+    Raises:
+        SeparateError: NaN or infinite samples, a bad option, an unknown model.
 
     Returns:
         ``{stem name: samples}`` in the model's order, each shaped like ``audio`` and at its rate:
@@ -66,8 +72,9 @@ def separate(
         loaded = load_model(model)
     mix = torch.as_tensor(audio)
     mono = mix.dim() == 1
+    check_receptive_field(segment, loaded)
     path = inference_path(loaded, model, device, precision, backend, compile)
-    separator = Separator(loaded, device, segment, overlap, batch_size, half, path=path)
+    separator = Separator(loaded, device, segment, overlap, batch_size, half, consistency, path=path)
     stems = separator.separate_tensor(mix.unsqueeze(0) if mono else mix, sample_rate)  # [S, C, T]
     as_numpy = isinstance(audio, np.ndarray)
     return {
@@ -111,24 +118,34 @@ def separate_files(
     precision: str | None = None,
     backend: str | None = None,
     compile: bool | None = None,
+    consistency: bool | None = None,
+    clip_mode: str = "rescale",
+    fail_fast: bool = False,
     progress: FileProgress | None = None,
+    on_file: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Separate audio files (``-``: a stream on stdin) into stem files under ``out`` (``-``: stdout).
 
-    Under torchrun each rank takes every WORLD_SIZE-th input on its own device. Every option is
-    checked before the first file is read; each file's stems appear only once all of them are
-    complete. Returns ``{"model", "device", "rank", "files": [one result per file]}``.
+    Every option and output path is checked first (:func:`separate.audio.plan_outputs`), then every
+    input is opened and validated, and only then are they separated. A file that fails is reported
+    (``on_file`` gets each file's result as it is known) and the others still run, unless
+    ``fail_fast``. Each file's stems appear only once all of them are complete. Under torchrun each
+    rank takes every WORLD_SIZE-th input on its own device.
+
+    Returns ``{"model", "device", "rank", "files": [...], "failed": n}``; each file is
+    ``{"input", "track", "status": "ok" | "failed" | "skipped", "outputs", "levels" | "error"}``
+    (a failed file has no outputs).
     """
-    from separate.audio import open_input, output_subtype
+    from separate.audio import CLIP_MODES, open_input, output_subtype, plan_outputs
     from separate.checkpoints import load_model
     from separate.engine import Separator
     from separate.fastpath import check_options
     from separate.runtime import rank_and_world, rank_device
 
-    if fmt not in ("wav", "flac"):
-        raise SeparateError(f"unsupported --format '{fmt}' (choose wav or flac)")
     check_options(precision, backend)
     subtype = output_subtype(fmt, bits)
+    if clip_mode not in CLIP_MODES:
+        raise SeparateError(f"unknown --clip-mode '{clip_mode}' (choose {' or '.join(CLIP_MODES)})")
     if inputs.count("-") > 1:
         raise SeparateError("stdin ('-') can be read only once")
     if stems and two_stems:
@@ -137,8 +154,9 @@ def separate_files(
     if world > 1:
         device = rank_device(device, rank)
     loaded = load_model(model)
+    check_receptive_field(segment, loaded)
     path = inference_path(loaded, model, device, precision, backend, compile)
-    separator = Separator(loaded, device, segment, overlap, batch_size, half, path=path)
+    separator = Separator(loaded, device, segment, overlap, batch_size, half, consistency, path=path)
     names = select_stems(separator.sources, stems, two_stems)
     if out == "-" and len(names) != 1:
         raise SeparateError(
@@ -146,20 +164,48 @@ def separate_files(
         )
     if out == "-" and len(inputs) != 1:
         raise SeparateError("'-o -' takes exactly one input")
-    input_paths = {Path(p).resolve() for p in inputs if p != "-"}
-    results = []
-    for spec in inputs[rank::world]:
-        with open_input(spec, separator.max_channels) as source:
-            outputs = {name: output_path(out, template, source.name, name, fmt, model) for name in names}
-            check_outputs(outputs.values(), input_paths)
-            with progress(source.name) if progress else nullcontext() as advance:
-                results.append(separator.separate_file(source, outputs, fmt, subtype, advance))
+    plans = plan_outputs(inputs, names, out, template, fmt, model)[rank::world]
+    files = [
+        {"input": plan.spec, "track": plan.track, "status": "skipped", "outputs": plan.outputs}
+        for plan in plans
+    ]
+
+    def report(index: int, **outcome: Any) -> bool:
+        """Record one file's outcome; True when the run goes on."""
+        files[index].update(outcome)
+        if on_file is not None:
+            on_file(files[index])
+        return outcome["status"] == "ok" or not fail_fast
+
+    with ExitStack() as opened:
+        sources: list[AudioInput | None] = []
+        for index, plan in enumerate(plans):
+            try:
+                sources.append(opened.enter_context(open_input(plan.spec, separator.max_channels)))
+            except SeparateError as problem:
+                sources.append(None)
+                if not report(index, status="failed", error=str(problem), outputs={}):
+                    break
+        go_on = not fail_fast or all(file["status"] != "failed" for file in files)
+        for index, (plan, source) in enumerate(zip(plans, sources, strict=False)):
+            if not go_on or source is None:
+                continue
+            try:
+                with progress(source.name) if progress else nullcontext() as advance:
+                    done = separator.separate_file(source, plan.outputs, fmt, subtype, advance, clip_mode)
+            except SeparateError as problem:
+                go_on = report(index, status="failed", error=str(problem), outputs={})
+            else:
+                go_on = report(index, status="ok", levels=done["levels"])
+            source.close()
+    failed = sum(file["status"] == "failed" for file in files)
     return {
         "model": model,
         "device": str(separator.device),
         "path": separator.path.label,
         "rank": rank,
-        "files": results,
+        "files": files,
+        "failed": failed,
     }
 
 
@@ -172,7 +218,7 @@ def inference_path(
     compile: bool | None,
 ) -> Any:
     """The :class:`~separate.fastpath.FastPath` to run: the options, else the registry entry's
-    ``fast_path`` when ``name`` is a registry name, else eager fp32; unavailable -> fp32, one warning."""
+    ``fast_path`` when ``name`` is a registry name, else eager fp32 (see :func:`separate.fastpath.choose`)."""
     from separate.checkpoints import default_fast_path
     from separate.fastpath import check_options, choose
     from separate.runtime import select_device
@@ -180,30 +226,3 @@ def inference_path(
     check_options(precision, backend)
     default = default_fast_path(name) if isinstance(name, (str, os.PathLike)) else None
     return choose(model, select_device(device), precision, backend, compile, default)
-
-
-def output_path(out: str, template: str, track: str, stem: str, ext: str, model: str) -> str:
-    """Where one stem goes: ``out/template`` filled in (``-`` when ``out`` is stdout)."""
-    if out == "-":
-        return "-"
-    try:
-        relative = template.format(track=track, stem=stem, ext=ext, model=Path(model).stem)
-    except (KeyError, IndexError, ValueError) as problem:
-        raise SeparateError(f"bad --filename template '{template}': {problem}") from None
-    return str(Path(out) / relative)
-
-
-def check_outputs(paths: Collection[str], inputs: set[Path]) -> None:
-    """Fail before any work when an output would overwrite an input or its folder cannot be written."""
-    clashes = [path for path in paths if path != "-" and Path(path).resolve() in inputs]
-    if clashes:
-        raise SeparateError(f"output '{clashes[0]}' would overwrite an input; choose another -o/--filename")
-    for path in paths:
-        if path == "-":
-            continue
-        folder = Path(path).parent
-        existing = folder
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise SeparateError(f"cannot write to output folder '{folder}'")

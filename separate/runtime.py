@@ -4,7 +4,8 @@
 * torchrun: :func:`rank_and_world` and :func:`local_rank` read the launcher's environment;
   :func:`rank_device` picks this rank's device; :func:`barrier_is_rank0` waits for every rank.
 * CPU memory: :func:`keep_large_blocks` tunes glibc's allocator for inference (see below).
-* Files: :func:`atomic_write` / :func:`atomic_write_text` write through a temporary file and rename.
+* Files: :func:`atomic_write` / :func:`atomic_write_text` write through a temporary file and rename;
+  :func:`check_writable_folder` fails early, in one line, on a folder that cannot be written.
 * Seeds: :func:`mix_seed` turns several integers (seed, epoch, rank, item...) into one seed.
 
 glibc serves every block above its mmap threshold (at most 32 MiB by default) with a fresh
@@ -135,6 +136,34 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, so that creating a file and registering its
+    removal (or renaming a set of files and recording it) is one step that Ctrl-C cannot split."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def check_writable_folder(folder: str | os.PathLike[str], what: str = "output folder") -> None:
+    """Raise a one-line :class:`SeparateError` unless ``folder`` exists as a writable folder or can be
+    created (its nearest existing ancestor is a writable folder)."""
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "not a folder" if not existing.is_dir() else "permission denied"
+        raise SeparateError(f"cannot write to {what} '{folder}' ({reason}: '{existing}')")
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str | None = None) -> None:

@@ -145,8 +145,9 @@ def test_failed_measurement_is_a_row_and_exit_1(tmp_path: Path, tiny_checkpoint:
     save_file({"unrelated": torch.zeros(1)}, str(broken), metadata={"separate": json.dumps(header)})
     code = main(["bench", "--model", str(broken), "--seconds", "0.1", "--repeats", "1", "--threads", "1"])
     assert code == 1
-    err = capsys.readouterr().err
-    assert f"| {broken} " in err and "failed" in err  # labelled with the name the user gave
+    captured = capsys.readouterr()
+    err = captured.err
+    assert f"| {broken} " in captured.out and "failed" in captured.out  # labelled as the user named it
     assert f"{broken}: error: '{broken}' does not match its own architecture" in err
     assert err.strip().splitlines()[-1].startswith("separate: error: 1 measurement(s) failed")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,48 @@ def test_weights_that_do_not_match_the_header_are_named(tmp_path: Path) -> None:
     save_file(state, str(tmp_path / "bad.safetensors"), metadata={"separate": header})
     with pytest.raises(SeparateError, match="missing decoder.deconv.weight; unexpected extra.weight"):
         checkpoints.load(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            'architecture = "convtasnet"\ntask = "speech"\nsources = ["s1"]\nbundled = "x.safetensors"\n',
+            "missing",
+        ),
+        ('sample_rate = 8000\nsha256 = "0"\ncolour = "red"\n', "unknown key(s) colour"),
+        ('hub = { repo = "a/b" }\n', "missing hub.filename"),
+        ('hub = { repo = "a/b", filename = "m.safetensors", branch = "x" }\n', "unknown key(s) hub.branch"),
+    ],
+)
+def test_registry_entries_with_missing_or_unknown_keys(
+    tmp_path: Path, monkeypatch, capsys, body: str, message: str
+) -> None:
+    from separate.cli import main
+
+    base = (
+        'architecture = "convtasnet"\ntask = "speech"\nsources = ["s1"]\nsample_rate = 8000\nsha256 = "0"\n'
+    )
+    text = body if "bundled" in body else base + body
+    if "bundled" not in text and "hub" not in text:
+        text += 'bundled = "x.safetensors"\n'
+    text = "[models.broken]\n" + "\n".join(dict.fromkeys(text.splitlines())) + "\n"
+    registry = tmp_path / "reg.toml"
+    registry.write_text(text)
+    monkeypatch.setenv("SEPARATE_REGISTRY", str(registry))
+    assert main(["models", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "registry entry 'broken'" in err and message in err, err
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}])
+def test_hub_offline_fails_fast_in_one_line(tmp_path: Path, monkeypatch, env: dict[str, str]) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    start = time.monotonic()
+    with pytest.raises(SeparateError, match=r"not in the Hugging Face cache .*\(offline: ") as raised:
+        checkpoints.resolve("hf://acme/missing/model.safetensors")
+    assert time.monotonic() - start < 2.0
+    assert "\n" not in str(raised.value)

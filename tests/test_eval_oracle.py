@@ -70,7 +70,7 @@ def test_no_sdr_prints_no_nan_and_oracle_excludes_models(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     base = ("--root", str(corpus), "--layout", "wsj0mix", "--oracle", "irm", "--no-sdr")
-    code, _, table = _eval(capsys, *base, "--out", str(tmp_path / "scores"))
+    code, table, _ = _eval(capsys, *base, "--out", str(tmp_path / "scores"))
     assert code == 0 and "oracle ideal ratio mask, 3 utterances" in table
     assert "si_snri" in table and "sdr" not in table and "nan" not in table.lower()
     with open(tmp_path / "scores" / "utterances.csv", newline="") as handle:

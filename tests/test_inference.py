@@ -47,3 +47,46 @@ def test_stem_selection() -> None:
     assert select_stems(["s1", "s2"], " s2 ,", None) == ["s2"]
     with pytest.raises(SeparateError, match="unknown stem"):
         select_stems(["s1", "s2"], "s3", None)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_api_refuses_nan_and_infinite_samples(bad: float) -> None:
+    mix = np.zeros((1, 8000), np.float32)
+    mix[0, 4000] = bad
+    with pytest.raises(SeparateError, match=r"NaN or infinite samples \(first at 0.500 s\)"):
+        separate.separate(mix, 8000, model=tiny_model(), device="cpu")
+    with pytest.raises(SeparateError, match="NaN or infinite"):
+        separate.Separator(tiny_model(), device="cpu").separate_tensor(torch.from_numpy(mix), 8000)
+
+
+@pytest.mark.parametrize("segment", [float("nan"), float("inf"), 0.001])
+def test_the_api_refuses_unusable_segments(segment: float) -> None:
+    with pytest.raises(SeparateError, match="segment"):
+        separate.Separator(tiny_model(), device="cpu", segment=segment)
+    with pytest.raises(SeparateError, match="segment"):
+        separate.separate(np.zeros(800, np.float32), 8000, model=tiny_model(), segment=segment)
+
+
+def test_float_stems_of_a_masking_model_add_up_to_the_input(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from separate.inference import separate_files
+
+    mix = (0.3 * np.random.default_rng(2).standard_normal((20000, 2))).astype(np.float32)
+    sf.write(tmp_path / "mix.wav", mix, 8000, subtype="FLOAT")
+    for consistency, folder in ((None, "on"), (False, "off")):
+        separate_files(
+            [str(tmp_path / "mix.wav")],
+            str(tiny_checkpoint),
+            out=str(tmp_path / folder),
+            bits=32,
+            device="cpu",
+            segment=0.5,
+            consistency=consistency,
+        )
+    total = {
+        folder: sum(sf.read(tmp_path / folder / "mix" / f"{stem}.wav")[0] for stem in ("s1", "s2"))
+        for folder in ("on", "off")
+    }
+    assert np.abs(total["on"] - mix).max() < 1e-4
+    assert np.abs(total["off"] - mix).max() > 1e-2  # the option is what makes them add up

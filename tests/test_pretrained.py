@@ -67,3 +67,21 @@ def test_default_model_separates_the_demo(tmp_path: Path) -> None:
     )
     mix = torch.from_numpy(sf.read(str(mix_path), dtype="float32")[0])
     assert _pit_improvement(estimates, references, mix) > DEMO_FLOOR_DB
+
+
+def test_mixture_consistency_does_not_lower_si_snri_on_the_demo() -> None:
+    import separate
+
+    mix, rate = sf.read(str(DEMO / "two-speakers.flac"), dtype="float32")
+    references = torch.stack(
+        [
+            torch.from_numpy(sf.read(str(DEMO / f"two-speakers.{s}.flac"), dtype="float32")[0])
+            for s in ("s1", "s2")
+        ]
+    )
+    scores = {}
+    for consistency in (True, False):
+        stems = separate.separate(mix, rate, device="cpu", consistency=consistency)
+        estimates = torch.stack([torch.from_numpy(stem) for stem in stems.values()])
+        scores[consistency] = _pit_improvement(estimates, references, torch.from_numpy(mix))
+    assert scores[True] >= scores[False] - 1e-6, scores

@@ -1,5 +1,6 @@
 """Audio inputs read in blocks: files, or a WAV/FLAC stream on stdin spooled to a temporary file.
 
+What soundfile cannot read (m4a, opus, wma...) is decoded by ffmpeg in blocks (:mod:`.ffmpeg`).
 Blocks are ``numpy.ndarray[C, n]`` float32 (channels first); nothing here holds a whole file. Inputs
 are validated when opened (missing, empty, unreadable, truncated, too many channels) and samples
 while read (NaN or infinite values), each as a one-line :class:`SeparateError`.
@@ -18,7 +19,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from separate.audio import ffmpeg
+from separate.audio.ioerrors import write_error
 from separate.errors import SeparateError
+from separate.runtime import interrupts_deferred
 
 STDIO = "-"
 BLOCK_FRAMES = 1 << 16
@@ -35,19 +39,27 @@ class AudioInput:
     channels: int
     frames: int
     _spooled: bool = False
+    decoded: ffmpeg.Probed | None = None
 
     def blocks(self, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
         """Yield ``[C, n]`` float32 blocks; raise on NaN or infinite samples."""
         position = 0
+        for block in self._raw_blocks(block_frames):
+            if not np.isfinite(block).all():
+                bad = position + int(np.argmax(~np.isfinite(block).all(axis=0)))
+                raise SeparateError(
+                    f"'{self.name}' contains NaN or infinite samples "
+                    f"(first at {bad / self.sample_rate:.3f} s)"
+                )
+            position += block.shape[1]
+            yield block
+
+    def _raw_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
+        if self.decoded is not None:
+            yield from ffmpeg.decode_blocks(self.path, self.name, self.decoded, block_frames)
+            return
         with sf.SoundFile(self.path) as handle:
             for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                if not np.isfinite(block).all():
-                    bad = position + int(np.argwhere(~np.isfinite(block))[0, 0])
-                    raise SeparateError(
-                        f"'{self.name}' contains NaN or infinite samples "
-                        f"(first at {bad / self.sample_rate:.3f} s)"
-                    )
-                position += len(block)
                 yield np.ascontiguousarray(block.T)
 
     def close(self) -> None:
@@ -72,22 +84,38 @@ def open_input(spec: str, max_channels: int | None = None) -> AudioInput:
         raise SeparateError(f"input '{spec}' is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise SeparateError(f"input '{spec}' is an empty file")
-    return _validated(path, path.name.split(".")[0] or path.stem, max_channels, spooled=False)
+    return _validated(path, track_name(spec), max_channels, spooled=False)
+
+
+def track_name(spec: str) -> str:
+    """The name of a track in output templates: the file name up to its first dot (``stdin`` for ``-``)."""
+    if spec == STDIO:
+        return "stdin"
+    path = Path(spec)
+    return path.name.split(".")[0] or path.stem
 
 
 def _open_stdin(max_channels: int | None) -> AudioInput:
     if sys.stdin is None or sys.stdin.isatty():
         raise SeparateError("input '-' needs a WAV or FLAC stream on stdin")
-    handle = tempfile.NamedTemporaryFile(prefix="separate-stdin-", suffix=".audio", delete=False)
-    with handle:
-        shutil.copyfileobj(sys.stdin.buffer, handle, length=1 << 20)
-    path = Path(handle.name)
+    with interrupts_deferred():
+        handle = tempfile.NamedTemporaryFile(prefix="separate-stdin-", suffix=".audio", delete=False)
+        path = Path(handle.name)
+    try:
+        with handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle, length=1 << 20)
+    except OSError as problem:
+        path.unlink(missing_ok=True)
+        raise write_error(problem, path) from None
+    except BaseException:  # Ctrl-C while spooling: no spool file left behind
+        path.unlink(missing_ok=True)
+        raise
     if path.stat().st_size == 0:
         path.unlink()
         raise SeparateError("stdin is empty: expected a WAV or FLAC stream")
     try:
         return _validated(path, "stdin", max_channels, spooled=True)
-    except SeparateError:
+    except BaseException:  # refused, or Ctrl-C while checking: the spool goes either way
         path.unlink(missing_ok=True)
         raise
 
@@ -97,15 +125,20 @@ def _validated(path: Path, name: str, max_channels: int | None, spooled: bool) -
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError):
-        raise SeparateError(f"'{shown}' is not a readable audio file (WAV, FLAC, OGG...)") from None
-    _check_wav_complete(path, info, shown)
-    if info.frames == 0:
+        decoded = ffmpeg.probe(path, shown)
+        if decoded is None:
+            raise SeparateError(
+                f"'{shown}' is not a readable audio file (WAV, FLAC, OGG, MP3, or what ffmpeg decodes)"
+            ) from None
+        rate, channels, frames = decoded.sample_rate, decoded.channels, decoded.frames
+    else:
+        _check_wav_complete(path, info, shown)
+        decoded, rate, channels, frames = None, info.samplerate, info.channels, info.frames
+    if frames == 0:
         raise SeparateError(f"'{shown}' holds no audio (zero samples)")
-    if max_channels is not None and info.channels > max_channels:
-        raise SeparateError(
-            f"'{shown}' has {info.channels} channels; this model takes at most {max_channels}"
-        )
-    return AudioInput(path, name, info.samplerate, info.channels, info.frames, spooled)
+    if max_channels is not None and channels > max_channels:
+        raise SeparateError(f"'{shown}' has {channels} channels; this model takes at most {max_channels}")
+    return AudioInput(path, name, rate, channels, frames, spooled, decoded)
 
 
 def _check_wav_complete(path: Path, info: sf._SoundFileInfo, shown: str) -> None:

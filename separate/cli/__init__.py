@@ -69,8 +69,25 @@ def main(argv: list[str] | None = None) -> int:
         _error("interrupted")
         return 130
     except BrokenPipeError:
+        _quiet_stdout()
         return 141
+    except OSError as problem:  # an I/O failure outside the writers (e.g. a full disk under stdout)
+        from separate.audio.ioerrors import write_error
+
+        _quiet_stdout()
+        _error(str(write_error(problem, problem.filename or "stdout")))
+        return 1
     return result if isinstance(result, int) else 0
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away (``| head``): send what is still buffered to /dev/null, so the
+    interpreter's final flush does not print a second BrokenPipeError."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _error(message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 
@@ -12,6 +13,7 @@ from separate.cli.common import (
     console,
     device_option,
     emit_json,
+    error,
     json_option,
     model_option,
     overlap_option,
@@ -19,6 +21,7 @@ from separate.cli.common import (
     segment_option,
     set_threads,
     threads_option,
+    warning,
 )
 from separate.inference import DEFAULT_TEMPLATE
 
@@ -28,12 +31,21 @@ def audio(
     model: str = model_option,
     out: str = typer.Option("separated", "--out", "-o", help="Output folder, or '-' for stdout (one stem)."),
     filename: str = typer.Option(
-        DEFAULT_TEMPLATE, "--filename", help="Template: {track} {stem} {ext} {model}."
+        DEFAULT_TEMPLATE,
+        "--filename",
+        help="Template: {track} {name} {parent} {stem} {stem_index} {ext} {model}.",
     ),
     stems: str = typer.Option(None, "--stems", help="Comma-separated stems to write (default: all)."),
     two_stems: str = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (mixture minus STEM)."),
-    fmt: str = typer.Option("wav", "--format", help="wav | flac"),
-    bits: int = typer.Option(24, "--bits", help="16 | 24 | 32 (32 = float, wav only)"),
+    fmt: str = typer.Option("wav", "--format", help="wav | flac | mp3 | ogg"),
+    bits: int = typer.Option(24, "--bits", help="16 | 24 | 32 (32 = float, wav only; not for mp3/ogg)"),
+    clip_mode: str = typer.Option(
+        "rescale", "--clip-mode", help="Integer/lossy output over full scale: rescale (per track) | clamp."
+    ),
+    no_consistency: bool = typer.Option(
+        False, "--no-consistency", help="Keep the model's stems as they are (do not make them add up)."
+    ),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first file that fails."),
     segment: float = segment_option,
     overlap: float = overlap_option,
     batch_size: int = batch_size_option,
@@ -54,29 +66,65 @@ def audio(
     if model is None:
         model = default_model_name()
     set_threads(threads)
-    result = separate_files(
-        inputs,
-        model,
-        out=out,
-        template=filename,
-        stems=stems,
-        two_stems=two_stems,
-        fmt=fmt,
-        bits=bits,
-        device=device,
-        segment=segment,
-        overlap=overlap,
-        batch_size=batch_size,
-        half=half,
-        precision=precision,
-        backend=backend,
-        compile=compile,
-        progress=None if as_json or not console.is_terminal else _progress,
-    )
+    show = _FileLines(checks=out != "-" and not as_json)
+    try:
+        result = separate_files(
+            inputs,
+            model,
+            out=out,
+            template=filename,
+            stems=stems,
+            two_stems=two_stems,
+            fmt=fmt,
+            bits=bits,
+            device=device,
+            segment=segment,
+            overlap=overlap,
+            batch_size=batch_size,
+            half=half,
+            consistency=False if no_consistency else None,
+            precision=precision,
+            backend=backend,
+            compile=compile,
+            clip_mode=clip_mode,
+            fail_fast=fail_fast,
+            progress=None if as_json or not console.is_terminal else _progress,
+            on_file=show,
+        )
+    except KeyboardInterrupt:
+        error("interrupted; no partial output left")
+        raise typer.Exit(130) from None
     if as_json:
         emit_json(result)
-    elif out != "-":
-        for done in result["files"]:
+    if result["failed"]:
+        if len(result["files"]) > 1:
+            error(f"{result['failed']} of {len(result['files'])} files failed")
+        raise typer.Exit(1)
+
+
+class _FileLines:
+    """Prints each file's outcome as it is known: a check mark, a warning when its levels were fitted
+    to the format, or its error (one line each, on stderr)."""
+
+    def __init__(self, checks: bool) -> None:
+        self.checks = checks
+
+    def __call__(self, done: dict[str, Any]) -> None:
+        if done["status"] == "failed":
+            error(done["error"])
+            return
+        levels = done.get("levels") or {}
+        if levels.get("gain_db", 0.0) < 0.0:
+            warning(
+                f"{done['track']}: stems peak at {levels['peak']:.3g} (over full scale); all stems scaled "
+                f"down by {-levels['gain_db']:.2f} dB to fit (--clip-mode clamp clips instead)"
+            )
+        elif levels.get("clipped", 0):
+            warning(
+                f"{done['track']}: {levels['clipped']} samples clipped at full scale "
+                f"(peak {levels['peak']:.3g}; --clip-mode rescale scales the track down instead)"
+            )
+        if self.checks:
             console.print(f"[green]✓[/green] {done['track']}: " + ", ".join(done["outputs"].values()))
 
 

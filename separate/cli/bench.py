@@ -9,7 +9,15 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from separate.cli.common import console, device_option, emit_json, json_option, set_threads, threads_option
+from separate.cli.common import (
+    console,
+    device_option,
+    emit_json,
+    json_option,
+    set_threads,
+    tables,
+    threads_option,
+)
 
 
 def bench(
@@ -284,8 +292,9 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def _wide_console() -> Console:
-    """The shared stderr console; when it is not a terminal (a log file), one wide enough for whole rows."""
-    return console if console.is_terminal else Console(stderr=True, highlight=False, width=240)
+    """The stdout console for tables; when it is not a terminal (a file, a pipe), one wide enough for
+    whole rows."""
+    return tables if tables.is_terminal else Console(highlight=False, width=240)
 
 
 def _count(parameters: int) -> str:

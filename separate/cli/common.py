@@ -28,6 +28,34 @@ def _console() -> Console:
 
 console = _console()
 
+
+def _tables() -> Console:
+    """What a command produces for the user to read or pipe (tables, model cards) goes to stdout."""
+    out = Console(highlight=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = WIDE
+    return out
+
+
+#: Tables and cards on stdout; progress, messages, warnings and errors stay on :data:`console`.
+tables = _tables()
+
+
+def error(message: str) -> None:
+    """One ``separate: error:`` line on stderr."""
+    _line("error", message)
+
+
+def warning(message: str) -> None:
+    """One ``separate: warning:`` line on stderr."""
+    _line("warning", message)
+
+
+def _line(kind: str, message: str) -> None:
+    sys.stderr.write(f"separate: {kind}: {' '.join(str(message).split())}\n")
+    sys.stderr.flush()
+
+
 json_option = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout.")
 device_option = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N")
 model_option = typer.Option(

@@ -18,6 +18,7 @@ from separate.cli.common import (
     progress_bar,
     segment_option,
     set_threads,
+    tables,
     threads_option,
 )
 
@@ -182,8 +183,8 @@ def _music_table(report: dict[str, Any]) -> None:
     for target, values in report["sisec18"].items():
         cells = [f"{values[m]:.2f}" for m in ("SDR", "SIR", "ISR", "SAR")]
         table.add_row(target, *cells, f"{report['pooled'][target]['SDR']:.2f}")
-    console.print(table)
-    console.print("median over 1 s frames per track, then over tracks (SiSEC 2018); pooled: over all frames")
+    tables.print(table)
+    tables.print("median over 1 s frames per track, then over tracks (SiSEC 2018); pooled: over all frames")
 
 
 def _speech_table(report: dict[str, Any], oracle: str | None = None) -> None:
@@ -196,7 +197,7 @@ def _speech_table(report: dict[str, Any], oracle: str | None = None) -> None:
     for metric, stats in report["summary"].items():
         interval = f"[{_db(stats['ci_low'])}, {_db(stats['ci_high'])}]" if stats["count"] > 1 else "n/a"
         table.add_row(metric, _db(stats["mean"]), _db(stats["median"]), interval)
-    console.print(table)
+    tables.print(table)
 
 
 def _db(value: float) -> str:

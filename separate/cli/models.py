@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from separate.cli.common import console, emit_json, json_option
+from separate.cli.common import emit_json, json_option, tables
 
 models_app = typer.Typer(help="Show and fetch registered models.", no_args_is_help=True)
 
@@ -39,8 +39,8 @@ def list_models(as_json: bool = json_option) -> None:
             _headline(entry.metrics),
             entry.location,
         )
-    console.print(table if entries else "No checkpoints registered yet.")
-    console.print("Presets (separate.models.build): " + ", ".join(sorted(PRESETS)))
+    tables.print(table if entries else "No checkpoints registered yet.")
+    tables.print("Presets (separate.models.build): " + ", ".join(sorted(PRESETS)))
 
 
 @models_app.command("info")
@@ -68,7 +68,7 @@ def info(
         emit_json(result)
         return
     for key, value in result.items():
-        console.print(f"[bold]{key}[/bold]: {value}")
+        tables.print(f"[bold]{key}[/bold]: {value}")
 
 
 def _preset_info(name: str, as_json: bool) -> None:
@@ -90,7 +90,7 @@ def _preset_info(name: str, as_json: bool) -> None:
         emit_json(result)
         return
     for key, value in result.items():
-        console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+        tables.print(f"[bold]{key}[/bold]: {value}", highlight=False)
 
 
 @models_app.command("download")

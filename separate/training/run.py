@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from separate.errors import SeparateError
-from separate.runtime import atomic_write_text
+from separate.runtime import atomic_write_text, check_writable_folder
 from separate.training.components import build_loss_module, build_model
 from separate.training.data import check_data_config
 from separate.training.distributed import Distributed
@@ -132,9 +132,11 @@ def _restore(trainer: Trainer, paths: RunPaths, is_main: bool) -> None:
 
 
 def _check_run_folder(paths: RunPaths, config: dict[str, Any], resume: bool) -> bool:
-    """True when the run continues from a saved state; errors for folders that hold another run."""
+    """True when the run continues from a saved state; errors for folders that hold another run or
+    cannot be written."""
     if paths.root.exists() and not paths.root.is_dir():
         raise SeparateError(f"--out '{paths.root}' exists and is not a folder")
+    check_writable_folder(paths.root, "run folder")
     has_state = paths.last.exists()
     if not resume:
         if has_state or paths.model.exists():
