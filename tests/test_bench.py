@@ -229,9 +229,9 @@ def test_bsseval_table(capsys) -> None:
     row |= {"ratio_cpu": 10.0, "max_abs_difference_db": 0.0}
     machine = {"cpu": "cpu", "cpu_count": 2, "device": "cpu", "threads": 1, "torch": "2"}
     _print_report({"machine": machine, "bsseval": [row]})
-    err = capsys.readouterr().err
-    assert "ours over museval" in err
-    assert "| 30 s, 2 sources |     30 |  0.500 |      5.00 |  10.0 |     0.0e+00 |" in err
+    out = capsys.readouterr().out  # tables go to stdout
+    assert "ours over museval" in out
+    assert "| 30 s, 2 sources |     30 |  0.500 |      5.00 |  10.0 |     0.0e+00 |" in out
 
 
 def test_bsseval_bad_length_is_one_line_error(capsys) -> None:

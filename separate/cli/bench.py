@@ -284,7 +284,7 @@ def _table(
             )
         if "error" in row:
             message = " ".join(str(row["error"]).split())
-            out.print(f"{_label(row)}: error: {message}", markup=False, soft_wrap=True)
+            console.print(f"{_label(row)}: error: {message}", markup=False, soft_wrap=True)
 
 
 def _label(row: dict[str, Any]) -> str:
