@@ -61,6 +61,8 @@ def info(
     path = resolve(name) if name not in entries or _is_local(entries[name]) else None
     if path is not None:
         header = read_header(path)
+        if result.get("metrics") and "metrics" in header:
+            header["validation_metrics"] = header.pop("metrics")  # the registry's measured figures stay
         from separate.checkpoints import load
 
         result.update(header, path=str(path), parameters=count_parameters(load(path)))
