@@ -25,37 +25,50 @@ from separate.cli.common import (
 )
 from separate.inference import DEFAULT_TEMPLATE
 
+#: Options of ``separate audio`` beyond the shared ones of :mod:`separate.cli.common`.
+OUT = typer.Option("separated", "--out", "-o", help="Output folder, or '-' for stdout (one stem).")
+FILENAME = typer.Option(
+    DEFAULT_TEMPLATE,
+    "--filename",
+    help="Template: {track} {name} {parent} {stem} {stem_index} {ext} {model}.",
+)
+STEMS = typer.Option(None, "--stems", help="Comma-separated stems to write (default: all).")
+TWO_STEMS = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (mixture minus STEM).")
+FORMAT = typer.Option("wav", "--format", help="wav | flac | mp3 | ogg")
+BITS = typer.Option(24, "--bits", help="16 | 24 | 32 (32 = float, wav only; not for mp3/ogg)")
+CLIP_MODE = typer.Option(
+    "rescale", "--clip-mode", help="Integer/lossy output over full scale: rescale (per track) | clamp."
+)
+NO_CONSISTENCY = typer.Option(
+    False, "--no-consistency", help="Keep the model's stems as they are (do not make them add up)."
+)
+FAIL_FAST = typer.Option(False, "--fail-fast", help="Stop at the first file that fails.")
+HALF = typer.Option(False, "--half", help="float16 inference (CUDA only).")
+PRECISION = typer.Option(None, "--precision", help="fp32 | bf16 | int8 (default: the model's).")
+BACKEND = typer.Option(None, "--backend", help="torch | onnxruntime (default: the model's).")
+COMPILE = typer.Option(None, "--compile/--no-compile", help="torch.compile (default: the model's).")
+
 
 def audio(
     inputs: list[str] = typer.Argument(..., metavar="IN...", help="Audio files, or '-' for stdin."),
     model: str = model_option,
-    out: str = typer.Option("separated", "--out", "-o", help="Output folder, or '-' for stdout (one stem)."),
-    filename: str = typer.Option(
-        DEFAULT_TEMPLATE,
-        "--filename",
-        help="Template: {track} {name} {parent} {stem} {stem_index} {ext} {model}.",
-    ),
-    stems: str = typer.Option(None, "--stems", help="Comma-separated stems to write (default: all)."),
-    two_stems: str = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (mixture minus STEM)."),
-    fmt: str = typer.Option("wav", "--format", help="wav | flac | mp3 | ogg"),
-    bits: int = typer.Option(24, "--bits", help="16 | 24 | 32 (32 = float, wav only; not for mp3/ogg)"),
-    clip_mode: str = typer.Option(
-        "rescale", "--clip-mode", help="Integer/lossy output over full scale: rescale (per track) | clamp."
-    ),
-    no_consistency: bool = typer.Option(
-        False, "--no-consistency", help="Keep the model's stems as they are (do not make them add up)."
-    ),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first file that fails."),
+    out: str = OUT,
+    filename: str = FILENAME,
+    stems: str = STEMS,
+    two_stems: str = TWO_STEMS,
+    fmt: str = FORMAT,
+    bits: int = BITS,
+    clip_mode: str = CLIP_MODE,
+    no_consistency: bool = NO_CONSISTENCY,
+    fail_fast: bool = FAIL_FAST,
     segment: float = segment_option,
     overlap: float = overlap_option,
     batch_size: int = batch_size_option,
     device: str = device_option,
-    half: bool = typer.Option(False, "--half", help="float16 inference (CUDA only)."),
-    precision: str = typer.Option(None, "--precision", help="fp32 | bf16 | int8 (default: the model's)."),
-    backend: str = typer.Option(None, "--backend", help="torch | onnxruntime (default: the model's)."),
-    compile: bool = typer.Option(
-        None, "--compile/--no-compile", help="torch.compile (default: the model's)."
-    ),
+    half: bool = HALF,
+    precision: str = PRECISION,
+    backend: str = BACKEND,
+    compile: bool = COMPILE,
     threads: int = threads_option,
     as_json: bool = json_option,
 ) -> None:
@@ -94,6 +107,11 @@ def audio(
     except KeyboardInterrupt:
         error("interrupted; no partial output left")
         raise typer.Exit(130) from None
+    _finish(result, as_json)
+
+
+def _finish(result: dict[str, Any], as_json: bool) -> None:
+    """Print the JSON result when asked; exit 1 (with a count when there were several) if any file failed."""
     if as_json:
         emit_json(result)
     if result["failed"]:
