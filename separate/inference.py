@@ -18,6 +18,7 @@ from separate.errors import SeparateError
 
 if TYPE_CHECKING:
     from separate.audio import AudioInput
+    from separate.engine import Separator
     from separate.models.base import SeparationModel
 
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
@@ -63,7 +64,6 @@ def separate(
     import torch
 
     from separate.checkpoints import default_model_name, load_model
-    from separate.engine import Separator
 
     if isinstance(model, torch.nn.Module):
         loaded = model
@@ -72,9 +72,9 @@ def separate(
         loaded = load_model(model)
     mix = torch.as_tensor(audio)
     mono = mix.dim() == 1
-    check_receptive_field(segment, loaded)
-    path = inference_path(loaded, model, device, precision, backend, compile)
-    separator = Separator(loaded, device, segment, overlap, batch_size, half, consistency, path=path)
+    separator = build_separator(
+        loaded, model, device, segment, overlap, batch_size, half, consistency, (precision, backend, compile)
+    )
     stems = separator.separate_tensor(mix.unsqueeze(0) if mono else mix, sample_rate)  # [S, C, T]
     as_numpy = isinstance(audio, np.ndarray)
     return {
@@ -138,7 +138,6 @@ def separate_files(
     """
     from separate.audio import CLIP_MODES, open_input, output_subtype, plan_outputs
     from separate.checkpoints import load_model
-    from separate.engine import Separator
     from separate.fastpath import check_options
     from separate.runtime import rank_and_world, rank_device
 
@@ -154,9 +153,9 @@ def separate_files(
     if world > 1:
         device = rank_device(device, rank)
     loaded = load_model(model)
-    check_receptive_field(segment, loaded)
-    path = inference_path(loaded, model, device, precision, backend, compile)
-    separator = Separator(loaded, device, segment, overlap, batch_size, half, consistency, path=path)
+    separator = build_separator(
+        loaded, model, device, segment, overlap, batch_size, half, consistency, (precision, backend, compile)
+    )
     names = select_stems(separator.sources, stems, two_stems)
     if out == "-" and len(names) != 1:
         raise SeparateError(
@@ -209,20 +208,26 @@ def separate_files(
     }
 
 
-def inference_path(
-    model: SeparationModel,
+def build_separator(
+    loaded: SeparationModel,
     name: Any,
     device: str,
-    precision: str | None,
-    backend: str | None,
-    compile: bool | None,
-) -> Any:
-    """The :class:`~separate.fastpath.FastPath` to run: the options, else the registry entry's
-    ``fast_path`` when ``name`` is a registry name, else eager fp32 (see :func:`separate.fastpath.choose`)."""
+    segment: float | None,
+    overlap: float,
+    batch_size: int,
+    half: bool,
+    consistency: bool | None,
+    path_options: tuple[str | None, str | None, bool | None],
+) -> Separator:
+    """A :class:`~separate.engine.Separator` for ``loaded`` after the segment check, on the inference
+    path of ``path_options`` (precision, backend, compile), else the registry entry's ``fast_path``
+    when ``name`` is a registry name, else eager fp32 (see :func:`separate.fastpath.choose`)."""
     from separate.checkpoints import default_fast_path
-    from separate.fastpath import check_options, choose
+    from separate.engine import Separator
+    from separate.fastpath import choose
     from separate.runtime import select_device
 
-    check_options(precision, backend)
+    check_receptive_field(segment, loaded)
     default = default_fast_path(name) if isinstance(name, (str, os.PathLike)) else None
-    return choose(model, select_device(device), precision, backend, compile, default)
+    path = choose(loaded, select_device(device), *path_options, default)
+    return Separator(loaded, device, segment, overlap, batch_size, half, consistency, path=path)

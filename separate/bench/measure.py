@@ -236,7 +236,7 @@ def _seconds(action: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def _interleaved(
+def interleaved(
     first: Callable[[], object], second: Callable[[], object], device: torch.device
 ) -> tuple[list[float], list[float]]:
     """Seconds of two runs each, in the order first, second, second, first, so that a drift in
@@ -277,7 +277,7 @@ def measure_engine(
         def engine() -> None:
             separate_to_files(separator, input_path, folder)
 
-        runs = _interleaved(forward_only, engine, separator.device)
+        runs = interleaved(forward_only, engine, separator.device)
     forward_seconds, engine_seconds = statistics.mean(runs[0]), statistics.mean(runs[1])
     return {
         "architecture": type(model).architecture,
@@ -323,7 +323,7 @@ def measure_batching(
     with _noise_input(model, input_seconds) as (folder, input_path, frames):
         chunk, hop, n_chunks = many.plan(frames)
         bare_forward_passes(many.model, chunk, batch_size, batch_size, many.device)
-        runs = _interleaved(
+        runs = interleaved(
             lambda: separate_to_files(one, input_path, folder),
             lambda: separate_to_files(many, input_path, folder),
             many.device,

@@ -13,12 +13,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from separate.bench.measure import interleaved
 from separate.bench.targets import build_target
 from separate.errors import SeparateError
 from separate.fastpath import BENCH_PATHS, FastPath, unavailable
@@ -71,9 +73,8 @@ def measure_paths(
 
     model = build_target(target)
     base = Separator(model, device, segment, overlap, batch_size)
-    rate, channels = model.sample_rate, model.audio_channels
-    generator = torch.Generator().manual_seed(0)
-    noise = 0.1 * torch.randn(channels, round(input_seconds * rate), generator=generator)
+    rate = model.sample_rate
+    noise = _noise(model, input_seconds)
     mixtures = quality_mixtures() if len(model.sources) == 2 else []
 
     def outputs(separator: Separator) -> list[np.ndarray]:
@@ -108,7 +109,8 @@ def measure_paths(
         if mixtures:
             row["si_snri"] = _mean_si_snri(got, mixtures)
             row["si_snri_delta"] = row["si_snri"] - base_quality
-        runs = _interleaved(base, fast, noise, rate)
+        eager_run, path_run = (partial(sep.separate_tensor, noise, rate) for sep in (base, fast))
+        runs = interleaved(eager_run, path_run, base.device)
         row["fp32_seconds"], row["path_seconds"] = statistics.mean(runs[0]), statistics.mean(runs[1])
         row["speedup"] = row["fp32_seconds"] / row["path_seconds"]
         rows.append(row)
@@ -176,8 +178,7 @@ def measure_against_demucs(
     fast = Separator(model, device, segment, overlap, batch_size, path=fast_path)
     view = DemucsView(eager.model, eager.segment).eval()
     rate = model.sample_rate
-    generator = torch.Generator().manual_seed(0)
-    noise = 0.1 * torch.randn(model.audio_channels, round(input_seconds * rate), generator=generator)
+    noise = _noise(model, input_seconds)
     fast.separate_tensor(noise, rate)
 
     def demucs() -> None:
@@ -211,6 +212,12 @@ def measure_against_demucs(
     }
 
 
+def _noise(model: SeparationModel, seconds: float) -> torch.Tensor:
+    """``[C, seconds * rate]`` of quiet Gaussian noise at the model's rate and channels (seed 0)."""
+    generator = torch.Generator().manual_seed(0)
+    return 0.1 * torch.randn(model.audio_channels, round(seconds * model.sample_rate), generator=generator)
+
+
 def _mean_si_snri(outputs: list[np.ndarray], mixtures: list[tuple[np.ndarray, np.ndarray]]) -> float | None:
     if not mixtures:
         return None
@@ -224,13 +231,3 @@ def _snr(estimate: np.ndarray, reference: np.ndarray) -> float:
     error = float(np.sum((estimate.astype(np.float64) - reference) ** 2))
     energy = float(np.sum(reference.astype(np.float64) ** 2))
     return float("inf") if error == 0 else 10 * np.log10(energy / error)
-
-
-def _interleaved(first: Any, second: Any, mix: torch.Tensor, rate: int) -> tuple[list[float], list[float]]:
-    """Seconds of ``separate_tensor(mix, rate)`` on two separators, in the order 1, 2, 2, 1."""
-    times: tuple[list[float], list[float]] = ([], [])
-    for index in (0, 1, 1, 0):
-        start = time.perf_counter()
-        (first, second)[index].separate_tensor(mix, rate)
-        times[index].append(time.perf_counter() - start)
-    return times
