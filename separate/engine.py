@@ -98,8 +98,11 @@ class Separator:
         self.batch_size = batch_size
         self.consistency = sources_add_up(model) if consistency is None else consistency
         self.path = path or FastPath()
+        chunk = round(self.segment * model.sample_rate)
         self.run = (
-            self.model if self.path.eager_fp32 else prepare(self.model, self.path, self.device, batch_size)
+            self.model
+            if self.path.eager_fp32
+            else prepare(self.model, self.path, self.device, batch_size, chunk)
         )
 
     @property

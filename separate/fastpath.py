@@ -5,7 +5,8 @@ A :class:`FastPath` names one:
 * ``precision``: ``fp32``; ``bf16`` (autocast, on CUDA or on CPUs with BF16 instructions);
   ``int8`` (dynamic quantization of the LSTM and Linear layers, CPU only).
 * ``backend``: ``torch``, or ``onnxruntime`` (the model exported to ONNX once per chunk length and
-  cached, :mod:`separate.backends.onnx`).
+  cached, :mod:`separate.backends.onnx`); with ``int8``, the graph's LSTM and matrix products are
+  quantized dynamically (label ``onnxruntime-int8``).
 * ``compile``: ``torch.compile`` with inductor; its cache lies under the user cache
   (:func:`cache_dir`), so the compilation is paid once per machine.
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 PRECISIONS = ("fp32", "bf16", "int8")
 BACKENDS = ("torch", "onnxruntime")
 #: The paths ``separate bench --paths`` compares, by label.
-BENCH_PATHS = ("fp32", "bf16", "int8", "compile", "onnxruntime")
+BENCH_PATHS = ("fp32", "bf16", "int8", "compile", "onnxruntime", "onnxruntime-int8")
 
 Runner = Callable[["torch.Tensor"], "torch.Tensor"]
 
@@ -53,8 +54,11 @@ class FastPath:
 
     @property
     def label(self) -> str:
-        """``fp32``, ``bf16``, ``int8``, ``onnxruntime``, with ``+compile`` when compiled."""
-        base = self.backend if self.backend != "torch" else self.precision
+        """``fp32``, ``bf16``, ``int8``, ``onnxruntime``, ``onnxruntime-int8``, with ``+compile`` when
+        compiled."""
+        base = self.precision
+        if self.backend != "torch":
+            base = self.backend if self.precision == "fp32" else f"{self.backend}-{self.precision}"
         if not self.compile:
             return base
         return "compile" if base == "fp32" else f"{base}+compile"
@@ -67,6 +71,9 @@ class FastPath:
     def parse(cls, label: str) -> FastPath:
         """A path from a label of :data:`BENCH_PATHS` (``bf16+compile`` also works)."""
         base, _, extra = label.partition("+")
+        backend, _, precision = base.partition("-")
+        if backend in BACKENDS and precision in PRECISIONS:
+            return cls(precision=precision, backend=backend, compile=extra == "compile")
         if extra not in ("", "compile") or base not in (*PRECISIONS, *BACKENDS, "compile"):
             raise SeparateError(f"unknown path '{label}' (choose from {', '.join(BENCH_PATHS)})")
         compiled = base == "compile" or extra == "compile"
@@ -132,15 +139,15 @@ def choose(
 def unavailable(model: SeparationModel, path: FastPath, device: torch.device) -> str | None:
     """Why ``path`` cannot run ``model`` on ``device`` here, or None when it can."""
     if path.backend == "onnxruntime":
-        if path.precision != "fp32" or path.compile:
-            return "the onnxruntime backend runs the fp32 export, uncompiled"
+        if path.precision == "bf16" or path.compile:
+            return "the onnxruntime backend runs the fp32 or int8 export, uncompiled"
         if device.type != "cpu":
             return "the onnxruntime backend runs on CPU"
         if not _importable("onnxruntime") or not _importable("onnx"):
-            return "onnxruntime is not installed: pip install 'separate[onnx]'"
+            return "onnxruntime is not installed: pip install onnxruntime onnx"
     if path.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
         return "this CPU has no BF16 instructions (avx512_bf16 or amx_bf16)"
-    if path.precision == "int8":
+    if path.precision == "int8" and path.backend == "torch":
         if device.type != "cpu":
             return "int8 dynamic quantization runs on CPU"
         if path.compile:
@@ -157,16 +164,23 @@ def unavailable(model: SeparationModel, path: FastPath, device: torch.device) ->
     return None
 
 
-def prepare(model: SeparationModel, path: FastPath, device: torch.device, batch_size: int = 1) -> Runner:
+def prepare(
+    model: SeparationModel,
+    path: FastPath,
+    device: torch.device,
+    batch_size: int = 1,
+    chunk: int | None = None,
+) -> Runner:
     """A runner ``mix: [B, C, T] -> stems [B, S, C, T]`` (float32) for ``model`` on ``path``; a compiled
-    one pads every batch to at least ``batch_size``, so that it keeps one shape.
+    one pads every batch to at least ``batch_size``, so that it keeps one shape; an onnxruntime one
+    exports a graph for inputs of ``chunk`` samples only (any length when None) and runs others eager.
 
     Call :func:`unavailable` (or :func:`choose`) first: this does not check the machine.
     """
     if path.backend == "onnxruntime":
         from separate.backends.onnx import OnnxRunner
 
-        return OnnxRunner(model)
+        return OnnxRunner(model, int8=path.precision == "int8", chunk=chunk)
     run: Runner = model
     if path.precision == "int8":
         run = quantize_int8(model)

@@ -280,14 +280,14 @@ def test_paths_table_rows_per_path(tiny_checkpoint: Path) -> None:
     rows = {row["path"]: row for row in json.loads(result.stdout)["paths"]}
     assert list(rows) == ["fp32", "int8", "onnxruntime"]
     fp32 = rows["fp32"]
-    assert fp32["si_snri_delta"] == 0 and fp32["snr_vs_fp32"] is None  # identical stems: inf -> null
+    assert fp32["quality_delta"] == 0 and fp32["snr_vs_fp32"] is None  # identical stems: inf -> null
     assert fp32["speedup"] == pytest.approx(fp32["fp32_seconds"] / fp32["path_seconds"])
-    assert fp32["quality_mixtures"] == 3
+    assert fp32["quality_mixtures"] == 3 and fp32["quality_metric"] == "SI-SNRi"
     assert rows["int8"] == {**rows["int8"], "reason": "the model has no LSTM or Linear layers to quantize"}
     if importlib.util.find_spec("onnxruntime") is None:
         assert "onnxruntime is not installed" in rows["onnxruntime"]["reason"]
     else:
-        assert abs(rows["onnxruntime"]["si_snri_delta"]) < 0.01 and rows["onnxruntime"]["snr_vs_fp32"] > 60
+        assert abs(rows["onnxruntime"]["quality_delta"]) < 0.01 and rows["onnxruntime"]["snr_vs_fp32"] > 60
 
 
 def test_against_demucs_without_demucs_says_why(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import socket
@@ -263,6 +264,26 @@ def test_speech_user_errors(wsj_root, tmp_path, capsys) -> None:
         capsys, "speech", "--root", str(wsj_root), "--layout", "nope", "--estimates", str(tmp_path)
     )
     assert code == 1 and "unknown speech layout" in stderr
+
+
+def test_speech_path_option_scores_that_path(wsj_root, tmp_path, capsys) -> None:
+    """--path runs the engine on that inference path: onnxruntime scores as eager fp32 does (to float
+    precision); a path that cannot run here, or an unknown one, is one line and exit 1."""
+    model = tmp_path / "m.safetensors"
+    checkpoints.save(tiny_model(), model)
+    common = ("speech", "--root", str(wsj_root), "--layout", "wsj0mix", "--model", str(model), "--no-sdr")
+    scores = {}
+    labels = ["fp32"] + (["onnxruntime"] if importlib.util.find_spec("onnxruntime") else [])
+    for label in labels:
+        code, stdout, stderr = run_cli(capsys, *common, "--path", label, "--json")
+        assert code == 0, stderr
+        scores[label] = json.loads(stdout)["summary"]["si_snri"]["mean"]
+    assert scores.get("onnxruntime", scores["fp32"]) == pytest.approx(scores["fp32"], abs=1e-3)
+
+    code, _, stderr = run_cli(capsys, *common, "--path", "int8")
+    assert code == 1 and stderr.strip().endswith("the model has no LSTM or Linear layers to quantize")
+    code, _, stderr = run_cli(capsys, *common, "--path", "fp16")
+    assert code == 1 and "unknown path 'fp16'" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def free_port() -> int:

@@ -1,5 +1,6 @@
-"""Inference paths (fp32, bf16, int8, compile, onnxruntime): each against eager fp32, the fallback
-with one warning, the registry's ``fast_path``, option checking from the shell, ONNX export."""
+"""Inference paths (fp32, bf16, int8, compile, onnxruntime, onnxruntime-int8): each against eager
+fp32, the fallback with one warning, the registry's ``fast_path``, option checking from the shell,
+ONNX export."""
 
 from __future__ import annotations
 
@@ -29,7 +30,14 @@ TINY_LTL = dict(
 
 #: Smallest SNR (dB) of a path's stems against eager fp32's: float reordering (compile, onnxruntime)
 #: keeps it near float precision; bf16 and int8 round weights or activations to 8 significant bits.
-MIN_SNR_DB = {"fp32": 100.0, "compile": 60.0, "onnxruntime": 60.0, "bf16": 20.0, "int8": 20.0}
+MIN_SNR_DB = {
+    "fp32": 100.0,
+    "compile": 60.0,
+    "onnxruntime": 60.0,
+    "bf16": 20.0,
+    "int8": 20.0,
+    "onnxruntime-int8": 20.0,
+}
 
 
 def _tiny_ltl() -> models.SeparationModel:
@@ -70,20 +78,64 @@ def test_each_path_matches_eager_fp32(label: str, cache: Path) -> None:
     assert _snr_db(got, expected) >= MIN_SNR_DB[label], label
 
 
-def test_onnxruntime_export_is_cached_per_chunk_length(cache: Path) -> None:
-    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'separate[onnx]')")
+def test_onnxruntime_exports_the_chunk_length_only(cache: Path) -> None:
+    """One graph, for the engine's chunk length, whatever the batch; an input shorter than one chunk runs
+    eager (no graph per file length) and still gives the model's output."""
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is not installed (a dependency: pip install onnxruntime onnx)"
+    )
     model = tiny_model()
     separator = Separator(model, "cpu", segment=0.25, batch_size=2, path=FastPath(backend="onnxruntime"))
     separator.separate_tensor(0.1 * torch.randn(1, 5000), 8000)  # 3 chunks of 2000: batches of 2 and 1
-    separator.separate_tensor(0.1 * torch.randn(1, 1000), 8000)  # one chunk of 1000
+    short = 0.1 * torch.randn(1, 1000)
+    got = separator.separate_tensor(short, 8000)  # one chunk of 1000
     separator.separate_tensor(0.1 * torch.randn(2, 5000), 8000)  # stereo on a mono model: batches of 4, 2
     graphs = sorted(path.name.rsplit("-", 1)[1] for path in (cache / "onnx").glob("*.onnx"))
-    assert graphs == ["1000.onnx", "2000.onnx"]  # the batch stays free
+    assert graphs == ["2000.onnx"]  # the batch stays free
+    expected = Separator(model, "cpu", segment=0.25, batch_size=2).separate_tensor(short, 8000)
+    torch.testing.assert_close(got, expected)
+
+
+def test_onnxruntime_int8_quantizes_the_lstm_and_matrix_products(cache: Path) -> None:
+    """The int8 graph is cached beside the fp32 export; its LSTM and weight products are dynamically
+    quantized, its wide convolutions (the encoder's) stay fp32."""
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is not installed (a dependency: pip install onnxruntime onnx)"
+    )
+    import onnx
+
+    path = FastPath(precision="int8", backend="onnxruntime")
+    assert path.label == "onnxruntime-int8" and FastPath.parse(path.label) == path
+    Separator(_tiny_ltl(), "cpu", segment=0.25, path=path).separate_tensor(0.1 * torch.randn(1, 4000), 8000)
+    graphs = sorted(p.name.split("-", 1)[1] for p in (cache / "onnx").glob("*.onnx"))
+    assert graphs == ["2000-int8.onnx", "2000.onnx"]
+    ops = {node.op_type for node in onnx.load(next((cache / "onnx").glob("*-int8.onnx"))).graph.node}
+    assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= ops and not {"LSTM", "Gemm"} & ops
+    assert "Conv" in ops  # the encoder; attention's activation products stay MatMul
+
+
+def test_onnx_export_turns_one_slope_prelus_into_leaky_relus(tmp_path: Path) -> None:
+    """Conv-TasNet's PReLUs export as LeakyReLU (fused by onnxruntime) and compute the same stems."""
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is not installed (a dependency: pip install onnxruntime onnx)"
+    )
+    import onnx
+
+    from separate.backends.onnx import check_export
+
+    model = tiny_model()
+    assert any(isinstance(module, torch.nn.PReLU) for module in model.modules())
+    result = check_export(model, tmp_path / "m.onnx", 2000)
+    ops = {node.op_type for node in onnx.load(tmp_path / "m.onnx").graph.node}
+    assert "LeakyRelu" in ops and "PRelu" not in ops and result["max_abs_difference"] < 1e-5
+    assert any(isinstance(module, torch.nn.PReLU) for module in model.modules())  # the model is unchanged
 
 
 def test_onnxruntime_falls_back_where_the_export_fails(cache: Path, capfd: pytest.CaptureFixture) -> None:
     """Dual-path models do not export (the exporter cannot size their unfold): eager, one warning."""
-    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'separate[onnx]')")
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is not installed (a dependency: pip install onnxruntime onnx)"
+    )
     torch.manual_seed(0)
     model = models.build("dprnn", n_filters=16, chunk_size=20, n_blocks=1, hidden_size=16).eval()
     mix = 0.1 * torch.randn(1, 5000, generator=torch.Generator().manual_seed(1))
@@ -127,6 +179,7 @@ def test_options_override_the_registry_default() -> None:
     assert fastpath.choose(model, cpu, precision="fp32", default=default) == FastPath()
     assert FastPath.parse("onnxruntime") == FastPath(backend="onnxruntime")
     assert FastPath.parse("bf16+compile").label == "bf16+compile"
+    assert "fp32 or int8 export" in fastpath.unavailable(model, FastPath.parse("onnxruntime-bf16"), cpu)
     with pytest.raises(SeparateError, match="unknown path 'fp16'"):
         FastPath.parse("fp16")
 
@@ -190,7 +243,9 @@ def test_audio_falls_back_with_one_warning_line(tmp_path: Path, tiny_checkpoint:
 
 
 def test_export_onnx_from_the_shell(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'separate[onnx]')")
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is not installed (a dependency: pip install onnxruntime onnx)"
+    )
     import onnx
     import onnxruntime
 

@@ -14,8 +14,11 @@ import hashlib
 import json
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from separate.errors import SeparateError
 from separate.fastpath import cache_dir, warn_line
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from separate.models.base import SeparationModel
 
 OPSET = 17
+#: Operators that :func:`quantize_int8` quantizes (``Conv`` only when pointwise and ungrouped).
+INT8_OPS = ("LSTM", "MatMul", "Gemm", "Conv")
 
 
 def export(
@@ -45,7 +50,7 @@ def export(
         raise SeparateError(f"ONNX export needs a positive chunk length, got {length}")
     example = torch.zeros(batch or 1, model.audio_channels, length)
     free = {"mix": {0: "batch"}, "stems": {0: "batch"}} if batch is None else None
-    model = model.eval()
+    model = with_leaky_relus(model).eval()
     fastpath_was = torch.backends.mha.get_fastpath_enabled()
     # Under inference mode, transformer layers take fused kernels that have no ONNX form.
     torch.backends.mha.set_fastpath_enabled(False)
@@ -84,6 +89,62 @@ def export(
     return path
 
 
+def with_leaky_relus(model: SeparationModel) -> SeparationModel:
+    """A copy of ``model`` with each one-slope ``PReLU`` replaced by ``LeakyReLU`` of that slope."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, torch.nn.PReLU) and child.num_parameters == 1:
+                setattr(parent, name, torch.nn.LeakyReLU(float(child.weight)))
+    return model
+
+
+def quantize_int8(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Write ``source``'s graph to ``path`` with :data:`INT8_OPS` dynamically quantized to 8 bits.
+
+    Weights are uint8: on CPUs without VNNI, onnxruntime's u8 x u8 kernels are the fast ones."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = Path(path)
+    wide_convs = [node.name for node in onnx.load(str(source)).graph.node if _wide_conv(node)]
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing on every call
+    try:
+        with atomic_write(path) as partial:
+            quantize_dynamic(
+                str(source),
+                str(partial),
+                op_types_to_quantize=list(INT8_OPS),
+                nodes_to_exclude=wide_convs,
+                weight_type=QuantType.QUInt8,
+            )
+    except Exception as problem:  # as for export: one line naming the failure
+        raise SeparateError(
+            f"int8 quantization of the ONNX graph failed: {str(problem).splitlines()[0]}"
+        ) from None
+    finally:
+        root.setLevel(level)
+    return path
+
+
+def _wide_conv(node: Any) -> bool:
+    """Whether an ONNX node is a ``Conv`` other than pointwise (kernel 1) over all channels (group 1)."""
+    if node.op_type != "Conv":
+        return False
+    attributes = {attribute.name: attribute for attribute in node.attribute}
+    kernel = list(attributes["kernel_shape"].ints) if "kernel_shape" in attributes else None
+    group = attributes["group"].i if "group" in attributes else 1
+    return kernel != [1] or group != 1
+
+
 def model_digest(model: SeparationModel) -> str:
     """A short hash of the model's architecture, config and weights (the export cache's key)."""
     digest = hashlib.sha256()
@@ -108,22 +169,43 @@ def session(path: str | os.PathLike[str], threads: int) -> Any:
 class OnnxRunner:
     """Runs ``model`` through onnxruntime; mix: [B, C, T] -> stems [B, S, C, T] (float32 CPU tensors).
 
-    Graphs live in ``cache/onnx/DIGEST-LENGTH.onnx`` (``cache`` defaults to
-    :func:`separate.fastpath.cache_dir`). ``failure`` says why the model runs eager, if it does.
+    With ``chunk``, only inputs of that length (the engine's chunks) go through onnxruntime: any other
+    length (an input shorter than one chunk) runs the model eagerly rather than exporting a graph
+    for one file. Each chunk of the batch is one single-threaded run; with ``threads`` > 1 (default:
+    torch's thread count) the runs go to that many worker threads at once (onnxruntime releases the GIL and a
+    session may run concurrently), which spreads a batch of chunks over the cores better than
+    splitting each operator over them.
+
+    Graphs live in ``cache/onnx/DIGEST-LENGTH.onnx`` (``DIGEST-LENGTH-int8.onnx`` with ``int8``, see
+    :func:`quantize_int8`; ``cache`` defaults to :func:`separate.fastpath.cache_dir`). ``failure``
+    says why the model runs eager, if it does.
     """
 
-    def __init__(self, model: SeparationModel, cache: Path | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: SeparationModel,
+        cache: Path | None = None,
+        threads: int | None = None,
+        int8: bool = False,
+        chunk: int | None = None,
+    ) -> None:
         self.model = model
+        self.int8 = int8
+        self.chunk = chunk
         self.folder = (cache or cache_dir()) / "onnx"
         self.threads = threads
         self.digest = model_digest(model)
         self.sessions: dict[int, Any] = {}
+        self.pool: ThreadPoolExecutor | None = None
+        self.pool_size = 0
         self.failure: str | None = None
 
     def __call__(self, mix: torch.Tensor) -> torch.Tensor:
         import torch
 
         length = mix.shape[-1]
+        if self.chunk is not None and length != self.chunk:
+            return self.model(mix)
         if self.failure is None and length not in self.sessions:
             try:
                 graph = self._graph(length)
@@ -131,17 +213,35 @@ class OnnxRunner:
                 self.failure = str(problem)
                 warn_line(f"onnxruntime is not available ({self.failure[:160]}); running eager fp32")
             else:
-                self.sessions[length] = session(graph, self.threads or torch.get_num_threads())
+                self.sessions[length] = session(graph, 1)
         if self.failure is not None:
             return self.model(mix)
-        stems = self.sessions[length].run(None, {"mix": mix.detach().cpu().float().numpy()})[0]
-        return torch.from_numpy(stems)
+        run = self.sessions[length].run
+        items = list(mix.detach().cpu().float().numpy()[:, None])  # [1, C, T] each
+
+        def one(item: Any) -> Any:
+            return run(None, {"mix": item})[0]
+
+        workers = min(self.threads or torch.get_num_threads(), len(items))
+        if workers > 1:
+            if self.pool is None or self.pool_size < workers:
+                self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onnxruntime")
+                self.pool_size = workers
+            stems = list(self.pool.map(one, items))
+        else:
+            stems = [one(item) for item in items]
+        return torch.from_numpy(np.concatenate(stems))
 
     def _graph(self, length: int) -> Path:
         path = self.folder / f"{self.digest}-{length}.onnx"
         if not path.exists():
             export(self.model, path, length)
-        return path
+        if not self.int8:
+            return path
+        quantized = path.with_name(f"{path.stem}-int8.onnx")
+        if not quantized.exists():
+            quantize_int8(path, quantized)
+        return quantized
 
 
 def check_export(

@@ -1,9 +1,9 @@
 """Measurements of the inference paths (run inside one child process, see :mod:`.process`).
 
 * :func:`measure_paths`: per path of :data:`separate.fastpath.BENCH_PATHS`, the engine's speed over
-  eager fp32 on the same input (runs fp32, path, path, fp32) and the quality change: SI-SNRi on fixed
-  two-speaker mixtures (the demo and two remixes of its references) against eager fp32's, and the
-  SNR of the path's stems against eager fp32's stems.
+  eager fp32 on the same input (runs fp32, path, path, fp32) and the quality change against eager
+  fp32's on fixed mixtures (:func:`quality_set`: SI-SNRi for two-speaker models, SDR for music
+  models), and the SNR of the path's stems against eager fp32's stems.
 * :func:`measure_against_demucs`: the same model object and chunks through Demucs' ``apply_model``
   (eager fp32) and through our engine, eager fp32 and on a given path.
 """
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -26,23 +26,38 @@ from separate.errors import SeparateError
 from separate.fastpath import BENCH_PATHS, FastPath, unavailable
 from separate.models.base import SeparationModel
 
-#: The demo mixture and its references, in a source checkout.
+#: The demo mixtures and their references, in a source checkout.
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "audio" / "two-speakers"
+MUSIC_DEMO = DEMO.with_name("song-excerpt")
 
 
-def quality_mixtures() -> list[tuple[np.ndarray, np.ndarray]]:
-    """Fixed (mixture [1, T], references [2, 1, T]) pairs at 8 kHz: the demo, then its references
-    remixed at -6 dB and with the second speaker shifted by 1 s. Empty outside a source checkout."""
+class QualitySet(NamedTuple):
+    """Fixed mixtures (``[1, T]`` each) with references, at ``rate``, and how a path's stems are scored:
+    ``metric`` names it and ``score(stems [S, 1, T], item)`` gives dB for item ``item``."""
+
+    metric: str
+    rate: int
+    mixtures: list[np.ndarray]
+    score: Callable[[np.ndarray, int], float]
+
+
+def _read(paths: list[Path]) -> tuple[list[np.ndarray], int] | None:
     import soundfile as sf
 
-    paths = [Path(f"{DEMO}{suffix}.flac") for suffix in ("", ".s1", ".s2")]
     if not all(path.exists() for path in paths):
-        return []
-    mix, s1, s2 = (sf.read(path, dtype="float32", always_2d=True)[0].T for path in paths)
-    rate = sf.info(paths[0]).samplerate
-    quiet = np.stack([s1, 0.5 * s2])
-    shifted = np.stack([s1, np.roll(s2, rate, axis=-1)])
-    return [(mix, np.stack([s1, s2])), (quiet.sum(0), quiet), (shifted.sum(0), shifted)]
+        return None
+    return [sf.read(path, dtype="float32", always_2d=True)[0].T for path in paths], sf.info(
+        paths[0]
+    ).samplerate
+
+
+def _variants(first: np.ndarray, second: np.ndarray, rate: int) -> list[np.ndarray]:
+    """``[2, 1, T]`` reference pairs: as given, the second at -6 dB, the second shifted by 1 s."""
+    return [
+        np.stack([first, second]),
+        np.stack([first, 0.5 * second]),
+        np.stack([first, np.roll(second, rate, -1)]),
+    ]
 
 
 def si_snri(estimates: np.ndarray, references: np.ndarray, mixture: np.ndarray) -> float:
@@ -57,6 +72,46 @@ def si_snri(estimates: np.ndarray, references: np.ndarray, mixture: np.ndarray) 
     return float(best - base)
 
 
+def quality_set(model: SeparationModel) -> QualitySet | None:
+    """The fixed mixtures a path's quality is measured on, for a model they fit (None otherwise; and
+    outside a source checkout). Two-speaker models: the speech demo and two remixes of its references,
+    SI-SNRi under the best speaker order. Models with a ``vocals`` stem: the song excerpt and two
+    remixes of its vocals and accompaniment, BSSEval v4 SDR (median of 1 s frames) of vocals and of
+    accompaniment (the other stems summed), averaged."""
+    if "vocals" in model.sources:
+        read = _read([Path(f"{MUSIC_DEMO}{suffix}.flac") for suffix in ("", ".vocals")])
+        if read is None:
+            return None
+        (mix, vocals), rate = read
+        references = _variants(vocals, mix - vocals, rate)
+        index = list(model.sources).index("vocals")
+
+        def sdr(stems: np.ndarray, item: int) -> float:
+            from separate.evaluation.bsseval.api import bss_eval
+
+            estimates = np.stack([stems[index], np.delete(stems, index, axis=0).sum(0)])
+            scores = bss_eval(
+                torch.from_numpy(references[item]).double(),
+                torch.from_numpy(estimates).double(),
+                window=rate,
+                hop=rate,
+            )
+            return float(scores.sdr.nanmedian(dim=1).values.mean())
+
+        return QualitySet("SDR", rate, [ref.sum(0) for ref in references], sdr)
+    if len(model.sources) != 2:
+        return None
+    read = _read([Path(f"{DEMO}{suffix}.flac") for suffix in ("", ".s1", ".s2")])
+    if read is None:
+        return None
+    (_, first, second), rate = read
+    references = _variants(first, second, rate)
+    mixtures = [ref.sum(0) for ref in references]
+    return QualitySet(
+        "SI-SNRi", rate, mixtures, lambda stems, item: si_snri(stems, references[item], mixtures[item])
+    )
+
+
 def measure_paths(
     target: dict[str, Any],
     device: str = "cpu",
@@ -67,7 +122,8 @@ def measure_paths(
     paths: list[str] | None = None,
 ) -> dict[str, Any]:
     """One row per path: ``speedup`` (eager fp32 seconds / path seconds on ``input_seconds`` of noise),
-    ``si_snri`` and ``si_snri_delta`` (two-speaker models), ``snr_vs_fp32`` (dB), ``warmup_seconds``
+    ``quality`` and ``quality_delta`` in dB (metric ``quality_metric`` of :func:`quality_set`),
+    ``snr_vs_fp32`` (dB), ``warmup_seconds``
     (first call: export or compilation); an unavailable path has ``reason`` instead."""
     from separate.engine import Separator
 
@@ -75,13 +131,28 @@ def measure_paths(
     base = Separator(model, device, segment, overlap, batch_size)
     rate = model.sample_rate
     noise = _noise(model, input_seconds)
-    mixtures = quality_mixtures() if len(model.sources) == 2 else []
+    quality = quality_set(model)
 
-    def outputs(separator: Separator) -> list[np.ndarray]:
-        return [separator.separate_tensor(torch.from_numpy(mix), 8000).numpy() for mix, _ in mixtures]
+    probe_seconds = 4.0 if quality is None else min(mix.shape[-1] for mix in quality.mixtures) / quality.rate
+    # Chunks shorter than the probes, so that every chunk has the length a path runs on (a whole input
+    # shorter than one chunk runs eager on the onnxruntime paths).
+    probe_segment = min(base.segment, 0.75 * probe_seconds)
 
-    reference = outputs(base) if mixtures else [base.separate_tensor(noise[:, : 4 * rate], rate).numpy()]
-    base_quality = _mean_si_snri(reference, mixtures)
+    def outputs(path: FastPath) -> list[np.ndarray]:
+        separator = Separator(model, device, probe_segment, overlap, batch_size, path=path)
+        if quality is None:
+            return [separator.separate_tensor(noise[:, : round(probe_seconds * rate)], rate).numpy()]
+        return [
+            separator.separate_tensor(torch.from_numpy(mix), quality.rate).numpy() for mix in quality.mixtures
+        ]
+
+    def score(stems: list[np.ndarray]) -> float | None:
+        if quality is None:
+            return None
+        return float(np.mean([quality.score(item_stems, item) for item, item_stems in enumerate(stems)]))
+
+    reference = outputs(FastPath())
+    base_quality = score(reference)
     rows = []
     for label in paths or list(BENCH_PATHS):
         path = FastPath.parse(label)
@@ -104,11 +175,11 @@ def measure_paths(
         if failure is not None:
             rows.append({**row, "reason": failure})
             continue
-        got = outputs(fast) if mixtures else [fast.separate_tensor(noise[:, : 4 * rate], rate).numpy()]
+        got = outputs(path)
         row["snr_vs_fp32"] = min(_snr(mine, theirs) for mine, theirs in zip(got, reference, strict=True))
-        if mixtures:
-            row["si_snri"] = _mean_si_snri(got, mixtures)
-            row["si_snri_delta"] = row["si_snri"] - base_quality
+        if base_quality is not None:
+            row["quality"] = score(got)
+            row["quality_delta"] = row["quality"] - base_quality
         eager_run, path_run = (partial(sep.separate_tensor, noise, rate) for sep in (base, fast))
         runs = interleaved(eager_run, path_run, base.device)
         row["fp32_seconds"], row["path_seconds"] = statistics.mean(runs[0]), statistics.mean(runs[1])
@@ -123,8 +194,10 @@ def measure_paths(
         "chunk": chunk,
         "n_chunks": n_chunks,
         "batch_size": batch_size,
-        "quality_mixtures": len(mixtures),
-        "fp32_si_snri": base_quality,
+        "quality_metric": None if quality is None else quality.metric,
+        "quality_mixtures": 0 if quality is None else len(quality.mixtures),
+        "quality_segment": probe_segment,
+        "fp32_quality": base_quality,
         "paths": rows,
     }
 
@@ -216,14 +289,6 @@ def _noise(model: SeparationModel, seconds: float) -> torch.Tensor:
     """``[C, seconds * rate]`` of quiet Gaussian noise at the model's rate and channels (seed 0)."""
     generator = torch.Generator().manual_seed(0)
     return 0.1 * torch.randn(model.audio_channels, round(seconds * model.sample_rate), generator=generator)
-
-
-def _mean_si_snri(outputs: list[np.ndarray], mixtures: list[tuple[np.ndarray, np.ndarray]]) -> float | None:
-    if not mixtures:
-        return None
-    return float(
-        np.mean([si_snri(out, refs, mix) for out, (mix, refs) in zip(outputs, mixtures, strict=True)])
-    )
 
 
 def _snr(estimate: np.ndarray, reference: np.ndarray) -> float:

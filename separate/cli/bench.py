@@ -58,7 +58,9 @@ def bench(
     ),
     paths: bool = typer.Option(False, "--paths", help="Speed and quality of each inference path vs fp32."),
     path_list: str = typer.Option(
-        None, "--path-list", help="Paths for --paths (default fp32,bf16,int8,compile,onnxruntime)."
+        None,
+        "--path-list",
+        help="Paths for --paths (default fp32,bf16,int8,compile,onnxruntime,onnxruntime-int8).",
     ),
     paths_seconds: float = typer.Option(30.0, "--paths-seconds", help="Input length for --paths."),
     against: str = typer.Option(None, "--against", help="demucs: our engine vs Demucs' apply_model."),
@@ -162,14 +164,15 @@ ENGINE_TABLES: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], list[s
     ),
     "paths": (
         "Inference paths: engine seconds on eager fp32 over the path's (mean of runs F, P, P, F); quality "
-        "change: SI-SNRi on the fixed two-speaker mixtures, SNR of the stems against fp32's",
+        "on fixed mixtures (SI-SNRi: two speakers; SDR: vocals and accompaniment) and its change, "
+        "SNR of the stems against fp32's",
         [
             "model",
             "path",
             "fp32 s",
             "path s",
             "speed-up",
-            "SI-SNRi",
+            "quality dB",
             "delta dB",
             "SNR vs fp32",
             "first call s",
@@ -232,14 +235,14 @@ def _path_cells(row: dict[str, Any]) -> list[str]:
     """One row of the paths table; an unavailable path's reason is listed below the table."""
     if "reason" in row:
         return [row["path"], "-", "-", "n/a", "", "", "", ""]
-    quality = row.get("si_snri")
+    quality = row.get("quality")
     return [
         row["path"],
         f"{row['fp32_seconds']:.2f}",
         f"{row['path_seconds']:.2f}",
         f"{row['speedup']:.2f}",
-        "-" if quality is None else f"{quality:.2f}",
-        "-" if quality is None else f"{row['si_snri_delta']:+.3f}",
+        "-" if quality is None else f"{quality:.2f} {row['quality_metric']}",
+        "-" if quality is None else f"{row['quality_delta']:+.3f}",
         _decibels(row["snr_vs_fp32"]),
         f"{row['warmup_seconds']:.1f}",
     ]

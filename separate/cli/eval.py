@@ -31,6 +31,10 @@ eval_app = typer.Typer(
 )
 
 _MODEL_HELP = "Model to evaluate: registry name, .safetensors path or hf://org/repo/file."
+_PATH_HELP = (
+    "Inference path whose output is scored: fp32 | bf16 | int8 | compile | onnxruntime | onnxruntime-int8 "
+    "(default fp32, eager)."
+)
 _JOBS_HELP = "Worker processes scoring items in parallel (each gets CPU threads / jobs torch threads)."
 
 
@@ -51,6 +55,7 @@ def musdb(
     backend: str = typer.Option("torch", "--backend", help="torch (ours, vectorised) | museval (reference)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help=_JOBS_HELP),
     out: str = typer.Option(None, "--out", "-o", help="Write <out>/<subset>/<track>.json and summary.json."),
+    path: str = typer.Option("fp32", "--path", help=_PATH_HELP),
     segment: float = segment_option,
     batch_size: int = batch_size_option,
     device: str = device_option,
@@ -62,7 +67,8 @@ def musdb(
 
     set_threads(threads)
     options = {"root": root, "subset": subset, "backend": backend, "device": device, "jobs": jobs, "out": out}
-    report = _run(evaluate_musdb, "tracks", model, estimates, segment, batch_size, options)
+    engine = {"segment": segment, "batch_size": batch_size, "path": path}
+    report = _run(evaluate_musdb, "tracks", model, estimates, engine, options)
     _show(report, as_json, _music_table)
 
 
@@ -84,6 +90,7 @@ def speech(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help=_JOBS_HELP),
     out: str = typer.Option(None, "--out", "-o", help="Write <out>/utterances.csv and summary.json."),
     no_sdr: bool = typer.Option(False, "--no-sdr", help="Skip BSSEval SDR/SDRi (SI-SNR only, much faster)."),
+    path: str = typer.Option("fp32", "--path", help=_PATH_HELP),
     segment: float = segment_option,
     batch_size: int = batch_size_option,
     device: str = device_option,
@@ -106,7 +113,8 @@ def speech(
         "dataset_options": {"task": task} if task else None,
         "oracle": oracle,
     }
-    report = _run(evaluate_speech, "utterances", model, estimates, segment, batch_size, options)
+    engine = {"segment": segment, "batch_size": batch_size, "path": path}
+    report = _run(evaluate_speech, "utterances", model, estimates, engine, options)
     _show(report, as_json, lambda shown: _speech_table(shown, oracle))
 
 
@@ -115,20 +123,37 @@ def _run(
     unit: str,
     model: str | None,
     estimates: str | None,
-    segment: float | None,
-    batch_size: int,
+    engine: dict[str, Any],
     options: dict[str, Any],
 ) -> Any:
-    """Score a model or a folder of estimates with ``evaluate``, showing a progress bar over ``unit``."""
+    """Score a model or a folder of estimates with ``evaluate``, showing a progress bar over ``unit``.
+
+    ``engine``: the separator's ``segment``, ``batch_size`` and ``path`` (a label, checked here)."""
     loaded = _load_model(model, estimates, options)
+    separator_options = {**engine, "path": _path(loaded, engine["path"], options["device"])}
     with _progress(unit) as progress:
         return evaluate(
             **options,
             model=loaded,
             estimates=estimates,
             progress=progress,
-            separator_options={"segment": segment, "batch_size": batch_size},
+            separator_options=separator_options,
         )
+
+
+def _path(model: Any, label: str, device: str) -> Any:
+    """The :class:`~separate.fastpath.FastPath` of ``label``; one that cannot run here is an error (a
+    fallback would score another path than the one asked for)."""
+    from separate.errors import SeparateError
+    from separate.fastpath import FastPath, unavailable
+    from separate.runtime import select_device
+
+    path = FastPath.parse(label)
+    if model is not None and not path.eager_fp32:
+        reason = unavailable(model, path, select_device(device))
+        if reason is not None:
+            raise SeparateError(f"path {label} cannot run here: {reason}")
+    return path
 
 
 def _show(report: Any, as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:
