@@ -138,20 +138,24 @@ def measure_paths(
     # shorter than one chunk runs eager on the onnxruntime paths).
     probe_segment = min(base.segment, 0.75 * probe_seconds)
 
-    def outputs(path: FastPath) -> list[np.ndarray]:
+    def outputs(path: FastPath) -> tuple[list[np.ndarray], str | None]:
+        """The stems of the probes on ``path``, and why the path fell back to eager, if it did."""
         separator = Separator(model, device, probe_segment, overlap, batch_size, path=path)
         if quality is None:
-            return [separator.separate_tensor(noise[:, : round(probe_seconds * rate)], rate).numpy()]
-        return [
-            separator.separate_tensor(torch.from_numpy(mix), quality.rate).numpy() for mix in quality.mixtures
-        ]
+            stems = [separator.separate_tensor(noise[:, : round(probe_seconds * rate)], rate).numpy()]
+        else:
+            stems = [
+                separator.separate_tensor(torch.from_numpy(mix), quality.rate).numpy()
+                for mix in quality.mixtures
+            ]
+        return stems, getattr(separator.run, "failure", None)
 
     def score(stems: list[np.ndarray]) -> float | None:
         if quality is None:
             return None
         return float(np.mean([quality.score(item_stems, item) for item, item_stems in enumerate(stems)]))
 
-    reference = outputs(FastPath())
+    reference, _ = outputs(FastPath())
     base_quality = score(reference)
     rows = []
     for label in paths or list(BENCH_PATHS):
@@ -175,7 +179,10 @@ def measure_paths(
         if failure is not None:
             rows.append({**row, "reason": failure})
             continue
-        got = outputs(path)
+        got, failure = outputs(path)
+        if failure is not None:
+            rows.append({**row, "reason": f"on {probe_segment:.2f} s chunks: {failure}"})
+            continue
         row["snr_vs_fp32"] = min(_snr(mine, theirs) for mine, theirs in zip(got, reference, strict=True))
         if base_quality is not None:
             row["quality"] = score(got)

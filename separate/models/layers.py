@@ -160,7 +160,8 @@ def segment(x: Tensor, chunk: int) -> tuple[Tensor, int]:
     n_chunks = math.ceil(frames / hop) + 1
     total = (n_chunks - 1) * hop + chunk
     padded = F.pad(x, (hop, total - frames - hop))
-    chunks = padded.unfold(-1, chunk, hop)  # [B, D, S, K]
+    halves = padded.reshape(*padded.shape[:-1], n_chunks + 1, hop)  # [B, D, S + 1, K/2]
+    chunks = torch.cat([halves[..., :-1, :], halves[..., 1:, :]], dim=-1)  # chunk s = halves s and s + 1
     return chunks.transpose(-1, -2).contiguous(), frames
 
 
@@ -168,10 +169,12 @@ def overlap_add(chunks: Tensor, frames: int) -> Tensor:
     """Inverse of :func:`segment`: chunks [..., D, K, S] -> [..., D, frames] by overlap-add."""
     *lead, dim, chunk, n_chunks = chunks.shape
     hop = chunk // 2
-    total = (n_chunks - 1) * hop + chunk
-    flat = chunks.reshape(-1, dim * chunk, n_chunks)
-    summed = F.fold(flat, output_size=(1, total), kernel_size=(1, chunk), stride=(1, hop))
-    return summed.reshape(*lead, dim, total)[..., hop : hop + frames]
+    rows = chunks.transpose(-1, -2)  # [..., D, S, K]
+    # Half-block s of the output is chunk s's first half plus chunk s - 1's second half.
+    summed = F.pad(rows[..., :hop], (0, 0, 0, 1)) + F.pad(
+        rows[..., hop:], (0, 0, 1, 0)
+    )  # [..., D, S + 1, K/2]
+    return summed.reshape(*lead, dim, (n_chunks + 1) * hop)[..., hop : hop + frames]
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, int]:

@@ -46,7 +46,13 @@ from separate.errors import SeparateError
 from separate.models.filterbanks import ConvDecoder, ConvEncoder
 from separate.models.layers import GlobalLayerNorm
 from separate.models.masking import MaskingSeparator
-from separate.models.tdanet_layers import GlobalTransformer, LocalAttention, conv_norm, upsample
+from separate.models.tdanet_layers import (
+    GlobalTransformer,
+    LocalAttention,
+    adaptive_average,
+    conv_norm,
+    upsample,
+)
 
 TD_FUSIONS = ("gate", "add", "la", "none")
 LA_ORDERS = ("code", "paper")
@@ -125,7 +131,7 @@ class TDABlock(nn.Module):
             scales.append(down(scales[-1]))
         if self.transformer is not None:
             coarse = scales[-1].shape[-1]
-            pooled = torch.stack([F.adaptive_avg_pool1d(f, coarse) for f in scales]).sum(0)
+            pooled = torch.stack([adaptive_average(f, coarse) for f in scales]).sum(0)
             scales = self.top_down(scales, self.transformer(pooled))
         y = scales[-1]
         for i in range(len(scales) - 2, -1, -1):

@@ -12,6 +12,23 @@ from torch import Tensor, nn
 from separate.models.layers import GlobalLayerNorm, PositionalEncoding
 
 
+def adaptive_average(x: Tensor, size: int) -> Tensor:
+    """``F.adaptive_avg_pool1d(x, size)``, in a form the ONNX exporter can write while it exports.
+
+    x: [B, C, T] -> [B, C, size]. Window i averages ``x[..., floor(i T / size) : ceil((i + 1) T / size)]``;
+    the export form takes each window's sum from a cumulative sum (the same windows, float rounding aside).
+    """
+    if not torch.onnx.is_in_onnx_export():
+        return F.adaptive_avg_pool1d(x, size)
+    length = int(x.shape[-1])
+    starts = [(i * length) // size for i in range(size)]
+    ends = [-((-(i + 1) * length) // size) for i in range(size)]
+    totals = torch.cumsum(F.pad(x, (1, 0)), dim=-1)
+    start_index, end_index = (torch.tensor(index, device=x.device) for index in (starts, ends))
+    counts = torch.tensor([end - start for start, end in zip(starts, ends, strict=True)], dtype=x.dtype)
+    return (totals.index_select(-1, end_index) - totals.index_select(-1, start_index)) / counts.to(x.device)
+
+
 def upsample(x: Tensor, length: int) -> Tensor:
     """Nearest-neighbour interpolation along time. x: [B, N, T] -> [B, N, length]."""
     return F.interpolate(x, size=length, mode="nearest")
