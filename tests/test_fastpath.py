@@ -131,20 +131,49 @@ def test_onnx_export_turns_one_slope_prelus_into_leaky_relus(tmp_path: Path) -> 
     assert any(isinstance(module, torch.nn.PReLU) for module in model.modules())  # the model is unchanged
 
 
-def test_onnxruntime_falls_back_where_the_export_fails(cache: Path, capfd: pytest.CaptureFixture) -> None:
-    """Dual-path models do not export (the exporter cannot size their unfold): eager, one warning."""
+def test_onnxruntime_falls_back_where_the_export_fails(
+    cache: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model the exporter cannot write (here: an exporter that raises) runs eager, after one warning."""
     pytest.importorskip(
         "onnxruntime", reason="onnxruntime is not installed (a dependency: pip install onnxruntime onnx)"
     )
-    torch.manual_seed(0)
-    model = models.build("dprnn", n_filters=16, chunk_size=20, n_blocks=1, hidden_size=16).eval()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            "Exporting the operator 'aten::frobnicate' to ONNX opset version 17 is not supported"
+        )
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    model = tiny_model()
     mix = 0.1 * torch.randn(1, 5000, generator=torch.Generator().manual_seed(1))
     expected = Separator(model, "cpu", segment=0.25, batch_size=2).separate_tensor(mix, 8000)
     onnx = Separator(model, "cpu", segment=0.25, batch_size=2, path=FastPath(backend="onnxruntime"))
     torch.testing.assert_close(onnx.separate_tensor(mix, 8000), expected)
     warnings = capfd.readouterr().err.splitlines()
     assert len(warnings) == 1 and warnings[0].startswith("separate: warning: onnxruntime is not available")
-    assert warnings[0].endswith("running eager fp32") and onnx.run.failure is not None
+    assert "aten::frobnicate" in warnings[0] and warnings[0].endswith("running eager fp32")
+    assert onnx.run.failure is not None and not list(cache.glob("onnx/*.onnx"))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("dprnn", dict(n_filters=16, chunk_size=20, n_blocks=1, hidden_size=16)),
+        ("galr", dict(n_filters=16, chunk_size=20, n_blocks=1, hidden_size=16, bottleneck=16)),
+        ("tdanet", dict(bottleneck_channels=16, hidden_channels=32, n_unfoldings=1, ffn_channels=32)),
+    ],
+)
+def test_dual_path_and_tdanet_models_export(name: str, kwargs: dict, tmp_path: Path) -> None:
+    """Dual-path segmentation (half-chunk reshapes) and TDANet's pooling export and match torch."""
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is not installed (a dependency: pip install onnxruntime onnx)"
+    )
+    from separate.backends.onnx import check_export
+
+    torch.manual_seed(0)
+    model = models.build(name, **kwargs).eval()
+    assert check_export(model, tmp_path / f"{name}.onnx", 3001)["max_abs_difference"] < 1e-4
 
 
 def test_unavailable_path_falls_back_to_fp32_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,7 +100,7 @@ def with_leaky_relus(model: SeparationModel) -> SeparationModel:
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             if isinstance(child, torch.nn.PReLU) and child.num_parameters == 1:
-                setattr(parent, name, torch.nn.LeakyReLU(float(child.weight)))
+                setattr(parent, name, torch.nn.LeakyReLU(child.weight.item()))
     return model
 
 
@@ -172,9 +173,9 @@ class OnnxRunner:
     With ``chunk``, only inputs of that length (the engine's chunks) go through onnxruntime: any other
     length (an input shorter than one chunk) runs the model eagerly rather than exporting a graph
     for one file. Each chunk of the batch is one single-threaded run; with ``threads`` > 1 (default:
-    torch's thread count) the runs go to that many worker threads at once (onnxruntime releases the GIL and a
-    session may run concurrently), which spreads a batch of chunks over the cores better than
-    splitting each operator over them.
+    torch's thread count) the runs go to that many worker threads at once (onnxruntime releases the
+    GIL; each worker has its own session), which spreads a batch of chunks over the cores better
+    than splitting each operator over them.
 
     Graphs live in ``cache/onnx/DIGEST-LENGTH.onnx`` (``DIGEST-LENGTH-int8.onnx`` with ``int8``, see
     :func:`quantize_int8`; ``cache`` defaults to :func:`separate.fastpath.cache_dir`). ``failure``
@@ -195,7 +196,10 @@ class OnnxRunner:
         self.folder = (cache or cache_dir()) / "onnx"
         self.threads = threads
         self.digest = model_digest(model)
-        self.sessions: dict[int, Any] = {}
+        self.graphs: dict[int, Path] = {}
+        self.local = (
+            threading.local()
+        )  # each worker thread's sessions: concurrent runs of one session contend
         self.pool: ThreadPoolExecutor | None = None
         self.pool_size = 0
         self.failure: str | None = None
@@ -206,21 +210,18 @@ class OnnxRunner:
         length = mix.shape[-1]
         if self.chunk is not None and length != self.chunk:
             return self.model(mix)
-        if self.failure is None and length not in self.sessions:
+        if self.failure is None and length not in self.graphs:
             try:
-                graph = self._graph(length)
+                self.graphs[length] = self._graph(length)
             except SeparateError as problem:
                 self.failure = str(problem)
                 warn_line(f"onnxruntime is not available ({self.failure[:160]}); running eager fp32")
-            else:
-                self.sessions[length] = session(graph, 1)
         if self.failure is not None:
             return self.model(mix)
-        run = self.sessions[length].run
         items = list(mix.detach().cpu().float().numpy()[:, None])  # [1, C, T] each
 
         def one(item: Any) -> Any:
-            return run(None, {"mix": item})[0]
+            return self._session(length).run(None, {"mix": item})[0]
 
         workers = min(self.threads or torch.get_num_threads(), len(items))
         if workers > 1:
@@ -231,6 +232,13 @@ class OnnxRunner:
         else:
             stems = [one(item) for item in items]
         return torch.from_numpy(np.concatenate(stems))
+
+    def _session(self, length: int) -> Any:
+        """The calling thread's single-threaded session on the graph for ``length`` samples."""
+        sessions = self.local.__dict__.setdefault("sessions", {})
+        if length not in sessions:
+            sessions[length] = session(self.graphs[length], 1)
+        return sessions[length]
 
     def _graph(self, length: int) -> Path:
         path = self.folder / f"{self.digest}-{length}.onnx"
