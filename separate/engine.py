@@ -98,11 +98,10 @@ class Separator:
         self.batch_size = batch_size
         self.consistency = sources_add_up(model) if consistency is None else consistency
         self.path = path or FastPath()
-        chunk = round(self.segment * model.sample_rate)
         self.run = (
             self.model
             if self.path.eager_fp32
-            else prepare(self.model, self.path, self.device, batch_size, chunk)
+            else prepare(self.model, self.path, self.device, batch_size, self.chunk_length)
         )
 
     @property
@@ -114,6 +113,11 @@ class Separator:
         """Mono models fold channels into the batch; mono and stereo inputs are always accepted."""
         return max(2, self.model.audio_channels)
 
+    @property
+    def chunk_length(self) -> int:
+        """Samples per chunk at the model's rate (an input shorter than that is one shorter chunk)."""
+        return round(self.segment * self.model.sample_rate)
+
     def plan(self, frames: int) -> tuple[int, int, int]:
         """(chunk length, hop, number of chunks) at the model's rate for an input of ``frames`` samples.
 
@@ -122,7 +126,7 @@ class Separator:
         than the others when the hops do not divide the input. An input shorter than one chunk is
         a single chunk of its own length.
         """
-        chunk = max(1, min(round(self.segment * self.model.sample_rate), frames))
+        chunk = max(1, min(self.chunk_length, frames))
         if chunk >= frames:
             return frames, frames, 1
         hop = max(1, round(chunk * (1.0 - self.overlap)))

@@ -164,6 +164,16 @@ def unavailable(model: SeparationModel, path: FastPath, device: torch.device) ->
     return None
 
 
+def require(model: SeparationModel, label: str, device: torch.device) -> FastPath:
+    """The path of ``label``, which must run ``model`` on ``device`` here: where a fallback would
+    measure or score another path than the one asked for (``bench --against``, ``eval --path``)."""
+    path = FastPath.parse(label)
+    reason = unavailable(model, path, device)
+    if reason is not None:
+        raise SeparateError(f"path {label} is not available: {reason}")
+    return path
+
+
 def prepare(
     model: SeparationModel,
     path: FastPath,

@@ -197,11 +197,9 @@ class OnnxRunner:
         self.threads = threads
         self.digest = model_digest(model)
         self.graphs: dict[int, Path] = {}
-        self.local = (
-            threading.local()
-        )  # each worker thread's sessions: concurrent runs of one session contend
+        # Each worker thread's sessions: concurrent runs of one session contend.
+        self.local = threading.local()
         self.pool: ThreadPoolExecutor | None = None
-        self.pool_size = 0
         self.failure: str | None = None
 
     def __call__(self, mix: torch.Tensor) -> torch.Tensor:
@@ -223,11 +221,10 @@ class OnnxRunner:
         def one(item: Any) -> Any:
             return self._session(length).run(None, {"mix": item})[0]
 
-        workers = min(self.threads or torch.get_num_threads(), len(items))
-        if workers > 1:
-            if self.pool is None or self.pool_size < workers:
-                self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onnxruntime")
-                self.pool_size = workers
+        threads = self.threads or torch.get_num_threads()
+        if threads > 1 and len(items) > 1:
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="onnxruntime")
             stems = list(self.pool.map(one, items))
         else:
             stems = [one(item) for item in items]

@@ -23,7 +23,7 @@ import torch
 from separate.bench.measure import interleaved
 from separate.bench.targets import build_target
 from separate.errors import SeparateError
-from separate.fastpath import BENCH_PATHS, FastPath, unavailable
+from separate.fastpath import BENCH_PATHS, FastPath, require, unavailable
 from separate.models.base import SeparationModel
 
 #: The demo mixtures and their references, in a source checkout.
@@ -42,13 +42,13 @@ class QualitySet(NamedTuple):
 
 
 def _read(paths: list[Path]) -> tuple[list[np.ndarray], int] | None:
+    """The files' ``[C, T]`` samples and the first one's rate; None when one is missing."""
     import soundfile as sf
 
     if not all(path.exists() for path in paths):
         return None
-    return [sf.read(path, dtype="float32", always_2d=True)[0].T for path in paths], sf.info(
-        paths[0]
-    ).samplerate
+    signals = [sf.read(path, dtype="float32", always_2d=True)[0].T for path in paths]
+    return signals, sf.info(paths[0]).samplerate
 
 
 def _variants(first: np.ndarray, second: np.ndarray, rate: int) -> list[np.ndarray]:
@@ -250,10 +250,7 @@ def measure_against_demucs(
     from separate.engine import Separator
 
     model = build_target(target)
-    fast_path = FastPath.parse(path)
-    reason = unavailable(model, fast_path, torch.device(device))
-    if reason is not None:
-        raise SeparateError(f"path {path} is not available: {reason}")
+    fast_path = require(model, path, torch.device(device))
     eager = Separator(model, device, segment, overlap, batch_size)
     fast = Separator(model, device, segment, overlap, batch_size, path=fast_path)
     view = DemucsView(eager.model, eager.segment).eval()

@@ -142,18 +142,11 @@ def _run(
 
 
 def _path(model: Any, label: str, device: str) -> Any:
-    """The :class:`~separate.fastpath.FastPath` of ``label``; one that cannot run here is an error (a
-    fallback would score another path than the one asked for)."""
-    from separate.errors import SeparateError
-    from separate.fastpath import FastPath, unavailable
+    """The :class:`~separate.fastpath.FastPath` of ``label``; one that cannot run here is an error."""
+    from separate.fastpath import FastPath, require
     from separate.runtime import select_device
 
-    path = FastPath.parse(label)
-    if model is not None and not path.eager_fp32:
-        reason = unavailable(model, path, select_device(device))
-        if reason is not None:
-            raise SeparateError(f"path {label} cannot run here: {reason}")
-    return path
+    return FastPath.parse(label) if model is None else require(model, label, select_device(device))
 
 
 def _show(report: Any, as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:
