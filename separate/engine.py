@@ -118,6 +118,16 @@ class Separator:
         """Samples per chunk at the model's rate (an input shorter than that is one shorter chunk)."""
         return round(self.segment * self.model.sample_rate)
 
+    def path_for(self, frames: int, sample_rate: int) -> str:
+        """Label of the path that runs an input of ``frames`` samples at ``sample_rate``: the onnxruntime
+        paths run an input shorter than one chunk, or a model whose export failed, eager fp32."""
+        if self.path.backend != "onnxruntime":
+            return self.path.label
+        chunk, _, _ = self.plan(max(1, resampled_length(frames, sample_rate, self.model.sample_rate)))
+        if chunk != self.chunk_length or getattr(self.run, "failure", None) is not None:
+            return FastPath().label
+        return self.path.label
+
     def plan(self, frames: int) -> tuple[int, int, int]:
         """(chunk length, hop, number of chunks) at the model's rate for an input of ``frames`` samples.
 
@@ -284,7 +294,13 @@ class Separator:
                     stem = block[index[name]]
                     track.write(name, mixture - stem if name.startswith("no_") else stem)
             track.commit()
-        return {"input": str(audio.path), "track": audio.name, "outputs": outputs, "levels": track.levels}
+        return {
+            "input": str(audio.path),
+            "track": audio.name,
+            "outputs": outputs,
+            "levels": track.levels,
+            "path": self.path_for(audio.frames, audio.sample_rate),
+        }
 
 
 def _base_stem(name: str) -> str:

@@ -195,7 +195,7 @@ def separate_files(
             except SeparateError as problem:
                 go_on = report(index, status="failed", error=str(problem), outputs={})
             else:
-                go_on = report(index, status="ok", levels=done["levels"])
+                go_on = report(index, status="ok", levels=done["levels"], path=done["path"])
             source.close()
     failed = sum(file["status"] == "failed" for file in files)
     return {

@@ -94,6 +94,8 @@ def test_onnxruntime_exports_the_chunk_length_only(cache: Path) -> None:
     assert graphs == ["2000.onnx"]  # the batch stays free
     expected = Separator(model, "cpu", segment=0.25, batch_size=2).separate_tensor(short, 8000)
     torch.testing.assert_close(got, expected)
+    assert separator.path_for(1000, 8000) == "fp32"  # what `separate audio --json` reports per file
+    assert separator.path_for(5000, 8000) == separator.path_for(4000, 16000) == "onnxruntime"
 
 
 def test_onnxruntime_int8_quantizes_the_lstm_and_matrix_products(cache: Path) -> None:
@@ -255,6 +257,30 @@ def test_bad_path_options_are_one_line(
     stderr = result.stderr.decode()
     assert result.returncode == 1 and stderr == f"separate: error: {message}\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_audio_json_reports_the_path_each_file_ran_on(
+    tmp_path: Path, tiny_checkpoint: Path, cache: Path
+) -> None:
+    """On the onnxruntime backend, a file shorter than one chunk runs eager: its entry says fp32."""
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime is not installed (a dependency: pip install onnxruntime onnx)"
+    )
+    import json
+
+    short, long = write_audio(tmp_path / "short.wav", 0.1), write_audio(tmp_path / "long.wav", 0.6)
+    result = run_cli(
+        "audio", str(short), str(long), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "o"),
+        "--backend", "onnxruntime", "--segment", "0.25", "--json",
+        env={"SEPARATE_CACHE": str(cache)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    assert report["path"] == "onnxruntime"
+    assert [(Path(f["input"]).name, f["path"]) for f in report["files"]] == [
+        ("short.wav", "fp32"),
+        ("long.wav", "onnxruntime"),
+    ]
 
 
 def test_audio_falls_back_with_one_warning_line(tmp_path: Path, tiny_checkpoint: Path) -> None:

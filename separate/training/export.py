@@ -2,7 +2,7 @@
 
 Both write the model's weights with the same header: the architecture and its options
 (:func:`separate.checkpoints.save`), ``training`` (recipe, paper, epoch, cumulative steps, training
-seconds and examples, seed, loss, data) and ``metrics`` (the epoch's validation values).
+seconds and examples, seed, loss, data: layout, folder name, train and valid options) and ``metrics`` (the epoch's validation values).
 """
 
 from __future__ import annotations
@@ -49,7 +49,12 @@ def release_metadata(
         "examples": int(examples),
         "seed": config["train"]["seed"],
         "loss": config["loss"],
-        "data": {key: data[key] for key in ("layout", "root", "train", "valid")},
+        # Only the data folder's name: where it lay on the training machine means nothing elsewhere.
+        "data": {
+            "layout": data["layout"],
+            "root": Path(data["root"]).name if data.get("root") else data.get("root"),
+            **{key: data[key] for key in ("train", "valid")},
+        },
     }
     if step_in_epoch:
         training["step_in_epoch"] = step_in_epoch
