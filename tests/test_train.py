@@ -252,6 +252,10 @@ def test_run_folder_holds_config_states_and_a_release_checkpoint(
         out=tmp_path / "ft",
     )
     assert tuned["best"]["valid_si_snri"] == pytest.approx(summary["best"]["valid_si_snri"], abs=0.01)
+    assert (
+        checkpoints.read_header(tmp_path / "ft" / "model.safetensors")["training"]["init"]
+        == "model.safetensors"
+    )
 
 
 def test_cli_refuses_bad_input_with_one_line(

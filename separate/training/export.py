@@ -2,7 +2,8 @@
 
 Both write the model's weights with the same header: the architecture and its options
 (:func:`separate.checkpoints.save`), ``training`` (recipe, paper, epoch, cumulative steps, training
-seconds and examples, seed, loss, data: layout, folder name, train and valid options) and ``metrics`` (the epoch's validation values).
+seconds and examples, seed, loss, data: layout, folder name, train and valid options; the
+file name of ``train.init`` for a fine-tuned run) and ``metrics`` (the epoch's validation values).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def release_metadata(
             **{key: data[key] for key in ("train", "valid")},
         },
     }
+    if config["train"].get("init"):
+        training["init"] = Path(config["train"]["init"]).name  # fine-tuned from that file's weights
     if step_in_epoch:
         training["step_in_epoch"] = step_in_epoch
     metrics = {key: record[key] for key in METRICS if key in record} if record else {}
