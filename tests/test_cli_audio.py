@@ -351,6 +351,10 @@ def test_models_tables_go_to_stdout(capsys) -> None:
     assert main(["models", "info", "galr"]) == 0
     captured = capsys.readouterr()
     assert "architecture: galr" in captured.out and captured.err == ""
+    assert main(["models", "info", "ltl-bilstm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "metrics:" in lines and "sources: vocals, accompaniment" in lines  # a block per table, no dicts
+    assert any(line.startswith("  vocals_sdr: ") for line in lines) and not any("{" in line for line in lines)
     assert main(["models", "info", "galr", "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card["parameters"] == 1448613 and card["sources"] == ["s1", "s2"] and card["sample_rate"] == 8000

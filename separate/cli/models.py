@@ -69,8 +69,20 @@ def info(
     if as_json:
         emit_json(result)
         return
-    for key, value in result.items():
-        tables.print(f"[bold]{key}[/bold]: {value}")
+    _print_fields(result)
+
+
+def _print_fields(fields: dict, indent: str = "") -> None:
+    """``key: value`` lines; a nested table (metrics, card, training) as an indented block under its key."""
+    from rich.markup import escape
+
+    for key, value in fields.items():
+        if isinstance(value, dict) and value:
+            tables.print(f"{indent}[bold]{key}[/bold]:", highlight=False)
+            _print_fields(value, indent + "  ")
+            continue
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        tables.print(f"{indent}[bold]{key}[/bold]: {escape(str(shown))}", highlight=False)
 
 
 def _preset_info(name: str, as_json: bool) -> None:
@@ -91,8 +103,7 @@ def _preset_info(name: str, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    for key, value in result.items():
-        tables.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+    _print_fields(result)
 
 
 @models_app.command("download")
@@ -113,7 +124,12 @@ def _headline(metrics: dict) -> str:
     """The measured figures of a registry entry in one cell: ``SI-SNRi 7.1 dB (test split)``."""
     shown = [
         f"{label} {metrics[key]:.2f} dB"
-        for key, label in (("si_snri", "SI-SNRi"), ("sdri", "SDRi"), ("vocals_sdr", "vocals SDR"))
+        for key, label in (
+            ("si_snri", "SI-SNRi"),
+            ("sdri", "SDRi"),
+            ("vocals_sdr", "vocals SDR"),
+            ("accompaniment_sdr", "accompaniment SDR"),
+        )
         if isinstance(metrics.get(key), (int, float))
     ]
     return ", ".join(shown) + (f" ({metrics['measured_on']})" if shown and metrics.get("measured_on") else "")
