@@ -93,3 +93,41 @@ def test_oracle_masks_handle_short_and_multichannel_signals() -> None:
         estimates = oracle_estimates(sources.sum(0), sources, 8000, kind)
         assert estimates.shape == sources.shape
         assert torch.allclose(estimates.sum(0), sources.sum(0), atol=1e-5)
+
+
+def test_scores_per_speaker_pair_when_the_names_code_the_speakers(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Mixtures named as examples/corpora/speech.py names them: the report gives SI-SNRi per speaker
+    pair (the mean of that pair's utterances) and the spread of those means."""
+    import shutil
+
+    names = ["0000_ann_bob", "0001_bob_ann", "0002_ann_cy"]
+    root = tmp_path / "named"
+    for folder in ("mix", "s1", "s2"):
+        files = sorted((corpus / "tt" / folder).glob("*.wav"))
+        (root / "tt" / folder).mkdir(parents=True)
+        for file, name in zip(files, names, strict=True):
+            shutil.copy(file, root / "tt" / folder / f"{name}.wav")
+    assert make_dataset("wsj0mix", root, "tt", segment=None).items[2].speakers == ("ann", "cy")
+    out = tmp_path / "scores"
+    args = ("--root", str(root), "--layout", "wsj0mix", "--oracle", "irm", "--out", str(out), "--json")
+    code, stdout, stderr = _eval(capsys, *args)
+    assert code == 0, stderr
+    with open(out / "utterances.csv", newline="") as handle:
+        scores = {row["utterance"]: float(row["si_snri"]) for row in csv.DictReader(handle)}
+    pairs = json.loads(stdout)["speaker_pairs"]
+    expected = {
+        "ann+bob": (scores["0000_ann_bob"] + scores["0001_bob_ann"]) / 2,
+        "ann+cy": scores["0002_ann_cy"],
+    }
+    assert {group: value["count"] for group, value in pairs["groups"].items()} == {"ann+bob": 2, "ann+cy": 1}
+    for group, mean in expected.items():
+        assert pairs["groups"][group]["mean"] == pytest.approx(mean, abs=1e-9)
+    assert {pairs["lowest"]["group"], pairs["highest"]["group"]} == set(expected)
+    assert pairs["lowest"]["mean"] == pytest.approx(min(expected.values()), abs=1e-9)
+
+    code, stdout, _ = _eval(capsys, "--root", str(root), "--layout", "wsj0mix", "--oracle", "irm")
+    assert code == 0 and "per speaker pair (2 pairs): si_snri means from" in stdout
+    code, stdout, _ = _eval(capsys, "--root", str(corpus), "--layout", "wsj0mix", "--oracle", "irm", "--json")
+    assert code == 0 and "speaker_pairs" not in json.loads(stdout)  # names that code no speakers

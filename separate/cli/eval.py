@@ -216,6 +216,15 @@ def _speech_table(report: dict[str, Any], oracle: str | None = None) -> None:
         interval = f"[{_db(stats['ci_low'])}, {_db(stats['ci_high'])}]" if stats["count"] > 1 else "n/a"
         table.add_row(metric, _db(stats["mean"]), _db(stats["median"]), interval)
     tables.print(table)
+    pairs = report.get("speaker_pairs")
+    if pairs:
+        low, high = pairs["lowest"], pairs["highest"]
+        tables.print(
+            f"per speaker pair ({len(pairs['groups'])} pairs): {pairs['metric']} means from "
+            f"{_db(low['mean'])} ({low['group']}) to {_db(high['mean'])} ({high['group']}), "
+            f"standard deviation {_db(pairs['std_of_means'])}",
+            highlight=False,
+        )
 
 
 def _db(value: float) -> str:

@@ -51,6 +51,15 @@ class Item:
     speakers: tuple[str, ...] | None = None
 
 
+def numbered_speakers(name: str, count: int) -> tuple[str, ...] | None:
+    """Speakers coded in a mixture name ``<number>_<voice>_<voice>...`` with ``count`` voices (the names
+    ``examples/corpora/speech.py`` writes, e.g. ``0002_tuxpaintbg_asteriskallison``); None otherwise."""
+    parts = name.split("_")
+    if len(parts) != count + 1 or not parts[0].isdigit() or not all(parts[1:]):
+        return None
+    return tuple(parts[1:])
+
+
 def check_lengths(item_name: str, paths: Sequence[str]) -> tuple[int, int]:
     """Probe every file of an item; all must exist and share length and rate. Returns (frames, rate)."""
     infos = [probe(path) for path in paths]

@@ -20,6 +20,7 @@ from separate.data._base import (
     Item,
     SeparationDataset,
     check_lengths,
+    numbered_speakers,
     resolve_options,
     resolve_root,
     split_name,
@@ -166,7 +167,8 @@ class LibriMixDataset(SeparationDataset):
                     )
             else:
                 frames = int(float(row["length"]))
-            items.append(Item(name, components, mixture, frames, rate, librimix_speakers(name)))
+            speakers = librimix_speakers(name) or numbered_speakers(name, len(components))
+            items.append(Item(name, components, mixture, frames, rate, speakers))
         super().__init__(
             items,
             [f"s{j + 1}" for j in range(len(columns))],

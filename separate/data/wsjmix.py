@@ -3,7 +3,8 @@
 ``root`` is the folder holding ``tr``, ``cv`` and ``tt`` (for WSJ0-mix e.g.
 ``wsj0-mix/2speakers/wav8k/min``). Every file in the mixture folder must have a file of the same
 name in each source folder, of the same length (SPEC §8.1, §8.2, §8.4). WSJ0-mix and WHAM! file
-names code the speakers (:func:`wsj0_speakers`), so speaker remixing never pairs a speaker with itself.
+names code the speakers (:func:`wsj0_speakers`), as do the names of ``examples/corpora/speech.py``
+(:func:`~separate.data._base.numbered_speakers`), so speaker remixing never pairs a speaker with itself.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from separate.data._base import (
     Item,
     SeparationDataset,
     check_lengths,
+    numbered_speakers,
     resolve_options,
     resolve_root,
     split_name,
@@ -136,7 +138,9 @@ class WsjMixDataset(SeparationDataset):
             components = tuple(os.path.join(split_dir, source, name) for source in folders)
             frames, rate = check_lengths(name, [mixture, *components])
             stem = os.path.splitext(name)[0]
-            speakers = wsj0_speakers(stem) if sources is None else None
+            speakers = None
+            if sources is None:
+                speakers = wsj0_speakers(stem) or numbered_speakers(stem, len(components))
             items.append(Item(stem, components, mixture, frames, rate, speakers))
         super().__init__(
             items,

@@ -40,14 +40,18 @@ class MusicReport:
 
 @dataclass
 class SpeechReport:
-    """One row per utterance and a summary (metric -> mean, median, 95 % interval of the mean)."""
+    """One row per utterance, a summary (metric -> mean, median, 95 % interval of the mean) and the
+    spread over speaker pairs."""
 
     rows: list[dict[str, Any]]
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
     complete: bool = True
+    #: SI-SNRi per speaker pair (:func:`separate.evaluation.speech.by_speaker_pair`); empty when unknown.
+    pairs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"utterances": len(self.rows), "complete": self.complete, "summary": self.summary}
+        document = {"utterances": len(self.rows), "complete": self.complete, "summary": self.summary}
+        return {**document, "speaker_pairs": self.pairs} if self.pairs else document
 
 
 def write_json(path: Path, document: Any) -> None:

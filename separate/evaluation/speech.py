@@ -10,7 +10,8 @@ SI-SNR matrix (:mod:`separate.measures`), then per source
 
 :func:`evaluate_speech` scores a model or a folder of estimates on a corpus (wsj0mix, librimix,
 folder...): ``out/utterances.csv`` (one row per utterance) and ``out/summary.json`` (mean, median and
-95 % interval of the mean per metric). ``oracle="irm"|"ibm"`` scores the oracle masks of
+95 % interval of the mean per metric, and SI-SNRi per speaker pair where the mixture names code the
+speakers: :func:`by_speaker_pair`). ``oracle="irm"|"ibm"`` scores the oracle masks of
 :mod:`separate.evaluation.oracle` instead, through the same path. Without SDR (``with_sdr=False``)
 the SDR columns and metrics are left out.
 """
@@ -166,6 +167,37 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, fl
     }
 
 
+def by_speaker_pair(
+    rows: Sequence[dict[str, Any]], speakers: dict[str, tuple[str, ...] | None], metric: str = "si_snri"
+) -> dict[str, Any]:
+    """``metric`` per group of speakers (``a+b``, names sorted): mean and count per group, and the
+    spread of the group means (lowest, highest, standard deviation). Empty when the corpus does not
+    code its speakers.
+    """
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        voices = speakers.get(row["utterance"])
+        if voices is None:
+            return {}
+        groups.setdefault("+".join(sorted(voices)), []).append(float(row[metric]))
+    means = {
+        group: {"mean": float(np.nanmean(values)), "count": len(values)}
+        for group, values in sorted(groups.items())
+        if not all(math.isnan(v) for v in values)
+    }
+    if not means:
+        return {}
+    ranked = sorted(means, key=lambda group: means[group]["mean"])
+    values = [means[group]["mean"] for group in ranked]
+    return {
+        "metric": metric,
+        "groups": means,
+        "lowest": {"group": ranked[0], "mean": values[0]},
+        "highest": {"group": ranked[-1], "mean": values[-1]},
+        "std_of_means": float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"),
+    }
+
+
 def evaluate_speech(
     root: str | os.PathLike[str],
     layout: str,
@@ -248,6 +280,8 @@ def evaluate_speech(
     report = SpeechReport(rows=rows, complete=complete)
     metrics = [metric for metric in SPEECH_METRICS if metric in columns]
     report.summary = {metric: summarize([row[metric] for row in rows]) for metric in metrics}
+    speakers = {item.name: item.speakers for item in references.items}
+    report.pairs = by_speaker_pair(rows, speakers) if rows else {}
     if out is not None and complete:
         write_csv(Path(out, "utterances.csv"), rows, columns)
         write_json(Path(out, "summary.json"), report.to_dict())
