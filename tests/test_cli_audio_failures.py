@@ -104,9 +104,15 @@ class _Stdin:
 
 
 def _start(args: list[str], tmp: Path, **popen: object) -> subprocess.Popen:
+    """``separate ARGS`` in a child that takes Ctrl-C, even when this suite runs as a background job
+    (whose shell ignores SIGINT, which children would inherit)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
     return subprocess.Popen(
-        [sys.executable, "-m", "separate", *args], env=env, stderr=subprocess.PIPE, **popen
+        [sys.executable, "-m", "separate", *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **popen,
     )
 
 
