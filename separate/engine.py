@@ -118,15 +118,18 @@ class Separator:
         """Samples per chunk at the model's rate (an input shorter than that is one shorter chunk)."""
         return round(self.segment * self.model.sample_rate)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the runner fell back to eager fp32 (a failed ONNX export), if it did."""
+        return getattr(self.run, "failure", None)
+
     def path_for(self, frames: int, sample_rate: int) -> str:
         """Label of the path that runs an input of ``frames`` samples at ``sample_rate``: the onnxruntime
         paths run an input shorter than one chunk, or a model whose export failed, eager fp32."""
         if self.path.backend != "onnxruntime":
             return self.path.label
-        chunk, _, _ = self.plan(max(1, resampled_length(frames, sample_rate, self.model.sample_rate)))
-        if chunk != self.chunk_length or getattr(self.run, "failure", None) is not None:
-            return FastPath().label
-        return self.path.label
+        short = resampled_length(frames, sample_rate, self.model.sample_rate) < self.chunk_length
+        return FastPath().label if short or self.failure is not None else self.path.label
 
     def plan(self, frames: int) -> tuple[int, int, int]:
         """(chunk length, hop, number of chunks) at the model's rate for an input of ``frames`` samples.

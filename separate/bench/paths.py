@@ -148,7 +148,7 @@ def measure_paths(
                 separator.separate_tensor(torch.from_numpy(mix), quality.rate).numpy()
                 for mix in quality.mixtures
             ]
-        return stems, getattr(separator.run, "failure", None)
+        return stems, separator.failure
 
     def score(stems: list[np.ndarray]) -> float | None:
         if quality is None:
@@ -175,7 +175,7 @@ def measure_paths(
             )
             continue
         row["warmup_seconds"] = time.perf_counter() - start
-        failure = getattr(fast.run, "failure", None)
+        failure = fast.failure
         if failure is not None:
             rows.append({**row, "reason": failure})
             continue

@@ -281,7 +281,7 @@ def evaluate_speech(
     metrics = [metric for metric in SPEECH_METRICS if metric in columns]
     report.summary = {metric: summarize([row[metric] for row in rows]) for metric in metrics}
     speakers = {item.name: item.speakers for item in references.items}
-    report.pairs = by_speaker_pair(rows, speakers) if rows else {}
+    report.pairs = by_speaker_pair(rows, speakers)
     if out is not None and complete:
         write_csv(Path(out, "utterances.csv"), rows, columns)
         write_json(Path(out, "summary.json"), report.to_dict())
