@@ -3,9 +3,10 @@
 Models trained with a scale-invariant loss (SI-SNR) return each source at an arbitrary scale, so their
 stems neither sum to the input nor fit an integer format. :func:`mixture_consistency` first fits one
 non-negative gain per stem and channel by least squares (``mix ~ sum_j g_j est_j``), then spreads the
-remaining residual ``mix - sum_j est_j`` equally over the stems: the projection of Wisdom et al.
-2019, "Differentiable consistency constraints for improved deep speech enhancement", with uniform
-weights.
+remaining residual ``mix - sum_j est_j`` over the stems: the projection of Wisdom et al. 2019,
+"Differentiable consistency constraints for improved deep speech enhancement", with uniform weights
+by default, or all of it to one stem (a music model's accompaniment, see
+:func:`separate.engine.remainder_stem`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ import torch
 from torch import Tensor
 
 
-def mixture_consistency(estimates: Tensor, mix: Tensor, eps: float = 1e-8) -> Tensor:
-    """``estimates: [B, S, C, T]``, ``mix: [B, C, T]`` -> ``[B, S, C, T]`` summing to ``mix``."""
+def mixture_consistency(
+    estimates: Tensor, mix: Tensor, eps: float = 1e-8, remainder: int | None = None
+) -> Tensor:
+    """``estimates: [B, S, C, T]``, ``mix: [B, C, T]`` -> ``[B, S, C, T]`` summing to ``mix``.
+
+    ``remainder``: the stem that takes the whole residual (default: shared equally).
+    """
     est = estimates.transpose(1, 2).double()  # [B, C, S, T]
     target = mix.double().unsqueeze(-1)  # [B, C, T, 1]
     gram = est @ est.transpose(-1, -2)  # [B, C, S, S]
@@ -24,5 +30,9 @@ def mixture_consistency(estimates: Tensor, mix: Tensor, eps: float = 1e-8) -> Te
     gains = torch.linalg.solve(gram + ridge * eye, est @ target).clamp_min(0.0)  # [B, C, S, 1]
     scaled = est * gains
     residual = mix.double() - scaled.sum(2)
-    consistent = scaled + residual.unsqueeze(2) / est.shape[2]
+    share = torch.full((est.shape[2], 1), 1.0 / est.shape[2], dtype=est.dtype, device=est.device)
+    if remainder is not None:
+        share = torch.zeros_like(share)
+        share[remainder] = 1.0
+    consistent = scaled + residual.unsqueeze(2) * share  # [B, C, S, T]
     return consistent.transpose(1, 2).to(estimates.dtype)

@@ -51,7 +51,7 @@ def test_bit_identical_whatever_the_block_size(batch_size: int) -> None:
     separator = Separator(tiny_model(), segment=0.3, overlap=0.25, batch_size=batch_size)
     mix = (0.1 * np.random.default_rng(0).standard_normal((2, 8000 * 2 + 5))).astype(np.float32)
     results = [
-        np.concatenate(list(separator.stream(_blocks(mix, size), 8000, 2, mix.shape[1])), axis=-1)
+        np.concatenate([out for out, _ in separator.stream(_blocks(mix, size), 8000, 2, mix.shape[1])], -1)
         for size in (97, 4096, mix.shape[1])
     ]
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[1], results[2])
@@ -191,3 +191,50 @@ def test_mixture_consistency_makes_stems_add_up_to_the_input() -> None:
     torch.testing.assert_close(stems.sum(0), mix, rtol=0, atol=1e-4)
     raw = Separator(model, segment=1.0, consistency=False).separate_tensor(mix, 8000)
     assert (raw.sum(0) - mix).abs().max() > 1e-3
+
+
+def test_remainder_stem_takes_the_whole_residual() -> None:
+    """With a remainder stem, the other stems are only rescaled; shared, every stem moves equally."""
+    from separate.consistency import mixture_consistency
+
+    torch.manual_seed(0)
+    estimates, mix = torch.randn(2, 3, 2, 400), torch.randn(2, 2, 400)
+    shared = mixture_consistency(estimates, mix)
+    to_last = mixture_consistency(estimates, mix, remainder=2)
+    for out in (shared, to_last):
+        torch.testing.assert_close(out.sum(1), mix, rtol=0, atol=1e-5)
+    ratio = to_last[:, :2] / estimates[:, :2]  # [B, 2, C, T]: one gain per stem and channel
+    torch.testing.assert_close(ratio, ratio[..., :1].expand_as(ratio), rtol=1e-4, atol=1e-4)
+    moved = shared - to_last
+    torch.testing.assert_close(moved[:, 0] - moved[:, 1], torch.zeros(2, 2, 400), rtol=0, atol=1e-6)
+
+
+def test_music_stems_add_up_to_the_full_band_input() -> None:
+    """A 16 kHz vocals/accompaniment model on 44.1 kHz input: the band above 8 kHz, which the
+    model never sees, goes to the accompaniment; vocals are what they were without it."""
+    from separate.engine import remainder_stem
+
+    model = tiny_model(sources=["vocals", "accompaniment"], sample_rate=16000).eval()
+    assert remainder_stem(model) == "accompaniment"
+    assert remainder_stem(tiny_model(sources=["drums", "bass", "other", "vocals"])) == "other"
+    assert remainder_stem(tiny_model()) is None
+    rng = np.random.default_rng(0)
+    mix = torch.from_numpy((0.1 * rng.standard_normal((2, 44100 * 2))).astype(np.float32))
+    stems = Separator(model, segment=0.5).separate_tensor(mix, 44100)
+    torch.testing.assert_close(stems.sum(0), mix, rtol=0, atol=1e-5)
+    high = np.fft.rfftfreq(mix.shape[1], 1 / 44100) > 9000
+    vocals_high = np.abs(np.fft.rfft(stems[0].numpy(), axis=-1)[:, high]).mean()
+    mix_high = np.abs(np.fft.rfft(mix.numpy(), axis=-1)[:, high]).mean()
+    assert vocals_high < 0.01 * mix_high
+    without = Separator(model, segment=0.5, consistency=False).separate_tensor(mix, 44100)
+    assert (without.sum(0) - mix).abs().max() > 1e-2
+
+
+def test_speaker_stems_keep_their_band() -> None:
+    """Speech models give no talker the band they never heard."""
+    model = tiny_model(sample_rate=8000).eval()
+    mix = 0.1 * torch.randn(1, 16000 * 2)
+    stems = Separator(model, segment=0.5).separate_tensor(mix, 16000)
+    high = np.fft.rfftfreq(mix.shape[1], 1 / 16000) > 4500
+    spectrum = np.abs(np.fft.rfft(stems.numpy(), axis=-1))[..., high].mean()
+    assert spectrum < 0.01 * np.abs(np.fft.rfft(mix.numpy(), axis=-1))[..., high].mean()

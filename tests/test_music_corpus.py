@@ -16,6 +16,7 @@ import soundfile as sf
 from conftest import voice
 
 from separate.data import make_dataset
+from separate.errors import SeparateError
 
 pytest.importorskip("pyworld", reason="the corpus builder sings with the WORLD vocoder (pip install pyworld)")
 
@@ -180,7 +181,7 @@ def test_layout_and_exact_sum(built) -> None:
             for name, stem in zip(STEMS, stems, strict=True):
                 sounding[name] += int(np.abs(stem).max() > 0)
     assert min(sounding.values()) >= 4, sounding
-    assert manifest["loader"]["validation"] == "random"
+    assert manifest["loader"]["validation"] == "corpus"
     assert not list(out.rglob(".*partial"))
 
 
@@ -214,8 +215,31 @@ def test_loader_reads_train_valid_test(built) -> None:
         assert mix.shape[0] == 2 and sources.shape[:2] == (2, 2)
     valid = make_dataset("musdbhq", out, "valid", **options)
     assert [item.name for item in valid.items] == manifest["splits"]["valid"]
+    listed = make_dataset("musdbhq", out, "valid", validation="corpus")
+    assert [item.name for item in listed.items] == manifest["splits"]["valid"]
     four = make_dataset("musdbhq", out, "test", targets=list(STEMS))
     assert len(four.items) == 2
+
+
+def test_corpus_validation_holds_out_the_listed_songs_of_a_partial_build(built, tmp_path) -> None:
+    """A build still running holds some songs: ``validation="corpus"`` keeps the valid-voice ones
+    out of training, where a random split of the songs built so far would mix them in."""
+    _, out, manifest = built
+    partial = tmp_path / "partial"
+    (partial / "train").mkdir(parents=True)
+    (partial / "test").symlink_to(out / "test")
+    (partial / "corpus.json").write_text(json.dumps(manifest))
+    valid_song = manifest["splits"]["valid"][0]
+    kept = [valid_song, manifest["splits"]["train"][0]]
+    for name in kept:
+        (partial / "train" / name).symlink_to(out / "train" / name)
+    train = make_dataset("musdbhq", partial, "train", validation="corpus")
+    valid = make_dataset("musdbhq", partial, "valid", validation="corpus")
+    assert [item.name for item in valid.items] == [valid_song]
+    assert [item.name for item in train.items] == [kept[1]]
+    (partial / "corpus.json").unlink()
+    with pytest.raises(SeparateError, match="corpus.json"):
+        make_dataset("musdbhq", partial, "valid", validation="corpus")
 
 
 def test_deterministic_and_resumable(built, fixtures, tmp_path) -> None:

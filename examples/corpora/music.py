@@ -21,10 +21,11 @@ second voice, festival's singing mode or the soundfonts' choir.
 
 Splits: test songs use the speech corpus' ``test`` voices, held-out kits (``--test-kits``) and
 held-out compositions; training songs use ``train`` voices and their warped copies. Validation: the
-loader's ``validation="random"`` split (``select_tracks``) with ``valid_fraction=--valid-fraction``
-and ``split_seed=--split-seed`` picks a fixed subset of ``train/``; the builder renders exactly those
-songs with the ``valid`` voices, so pass ``validation="random", valid_fraction=0.1`` (the defaults
-here) to the loader. ``corpus.json`` lists every split.
+loader's ``validation="random"`` split (``select_tracks``) of all ``--train-songs`` names, with
+``valid_fraction=--valid-fraction`` and ``split_seed=--split-seed``, picks a fixed subset of
+``train/``, which the builder renders with the ``valid`` voices. ``corpus.json`` lists every split;
+pass ``validation="corpus"`` to the loader to hold out exactly those songs, also while the build is
+still running (a random split of the songs built so far would not match).
 
 Real recordings (``out/real``, same layout): Frets on Fire songs, their lead guitar and backing band
 recorded separately, with sung vocals on top: ``other`` holds guitar + backing (``guitar.wav`` and
@@ -249,9 +250,7 @@ def build(args: argparse.Namespace) -> dict:
         "splits": names,
         "loader": {
             "layout": "musdbhq",
-            "validation": "random",
-            "valid_fraction": args.valid_fraction,
-            "split_seed": args.split_seed,
+            "validation": "corpus",
         },
         "real": {
             "test": sorted(sources.fof_test),

@@ -8,13 +8,15 @@ mixture 0, drums 1, bass 2, other 3, vocals 4), indexed with ``musdb`` and decod
 Targets are stems or sums of stems (``accompaniment = drums + bass + other``). Splits of the 100
 training tracks: musdb's 14 named validation tracks (``validation="musdb"``), a seeded random
 split (``validation="random"``, ``valid_fraction=0.25`` is the lightweight Wave-U-Net's 75/25,
-0.2 LTL's 80/20), or none (``validation="none"``: all 100 train). ``test`` is the 50 test tracks.
+0.2 LTL's 80/20), the songs a built corpus lists (``validation="corpus"``), or none
+(``validation="none"``: all 100 train). ``test`` is the 50 test tracks.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +59,23 @@ VALIDATION_TRACKS = (
     "Meaxic - Take A Step",
     "Traffic Experiment - Sirens",
 )
-VALIDATION_MODES = ("musdb", "random", "none")
+VALIDATION_MODES = ("musdb", "random", "corpus", "none")
+#: What ``examples/corpora/music.py`` writes beside ``train/`` and ``test/``: its ``splits`` name the
+#: songs it rendered with validation voices.
+CORPUS_MANIFEST = "corpus.json"
+
+
+def corpus_validation_tracks(root: str | os.PathLike[str]) -> list[str]:
+    """The ``valid`` songs that a corpus manifest (``root/corpus.json``) lists."""
+    path = os.path.join(root, CORPUS_MANIFEST)
+    try:
+        with open(path) as handle:
+            listed = json.load(handle)["splits"]["valid"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SeparateError(
+            f"validation='corpus' needs {path} with splits.valid (from examples/corpora/music.py): {error}"
+        ) from None
+    return [str(name) for name in listed]
 
 
 def select_tracks(
@@ -66,11 +84,14 @@ def select_tracks(
     validation: str = "musdb",
     valid_fraction: float = 0.25,
     split_seed: int = 42,
+    listed: Collection[str] = (),
 ) -> list[str]:
     """Track names of ``split`` (``train`` or ``valid``) out of the training subset's ``names``.
 
     ``validation="random"`` shuffles the sorted names with ``numpy.random.default_rng(split_seed)``
-    and puts the first ``round(valid_fraction * len(names))`` in validation.
+    and puts the first ``round(valid_fraction * len(names))`` in validation. ``validation="corpus"``
+    holds out the ``listed`` names (:func:`corpus_validation_tracks`), which stay put however many
+    songs of a corpus are built.
     """
     if validation not in VALIDATION_MODES:
         raise SeparateError(f"unknown validation split '{validation}' (known: {', '.join(VALIDATION_MODES)})")
@@ -81,6 +102,10 @@ def select_tracks(
         return ordered
     if validation == "musdb":
         held_out = set(VALIDATION_TRACKS)
+    elif validation == "corpus":
+        held_out = set(listed)
+        if split == "valid" and not held_out.intersection(ordered):
+            raise SeparateError("none of the corpus' validation songs is built yet")
     else:
         if not 0.0 < valid_fraction < 1.0:
             raise SeparateError(f"valid_fraction must be between 0 and 1, got {valid_fraction}")
@@ -126,7 +151,8 @@ class _MusdbTracks(SeparationDataset):
             )
         names = self._track_names(root, subset)
         if subset == "train":
-            names = select_tracks(names, split, validation, valid_fraction, split_seed)
+            listed = corpus_validation_tracks(root) if validation == "corpus" else ()
+            names = select_tracks(names, split, validation, valid_fraction, split_seed, listed)
         super().__init__(
             [self._item(subset_dir, name) for name in names],
             list(targets),
@@ -151,7 +177,8 @@ class MusdbHQDataset(_MusdbTracks):
         root: folder holding ``train`` and ``test``.
         split: ``train``, ``valid`` (both from the training tracks) or ``test``.
         targets: output sources, stems or ``accompaniment`` (default vocals + accompaniment).
-        validation: ``musdb`` (14 named tracks), ``random`` or ``none``; see :func:`select_tracks`.
+        validation: ``musdb`` (14 named tracks), ``random``, ``corpus`` (the songs ``corpus.json``
+            lists as validation) or ``none``; see :func:`select_tracks`.
         valid_fraction, split_seed: the random split's size and seed.
         **options: shared options of :class:`SeparationDataset` (music usually wants
             ``segment``, ``examples_per_item`` crops per track, ``augment="music"``).
