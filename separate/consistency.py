@@ -30,9 +30,9 @@ def mixture_consistency(
     gains = torch.linalg.solve(gram + ridge * eye, est @ target).clamp_min(0.0)  # [B, C, S, 1]
     scaled = est * gains
     residual = mix.double() - scaled.sum(2)
-    share = torch.full((est.shape[2], 1), 1.0 / est.shape[2], dtype=est.dtype, device=est.device)
-    if remainder is not None:
-        share = torch.zeros_like(share)
-        share[remainder] = 1.0
-    consistent = scaled + residual.unsqueeze(2) * share  # [B, C, S, T]
+    if remainder is None:
+        consistent = scaled + residual.unsqueeze(2) / est.shape[2]
+    else:
+        consistent = scaled.clone()
+        consistent[:, :, remainder] += residual
     return consistent.transpose(1, 2).to(estimates.dtype)
