@@ -17,6 +17,7 @@ import torch
 from conftest import voice
 
 from separate.data import DynamicMixDataset, make_dataset
+from separate.data.dynamic import random_channel_response
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,6 +162,31 @@ def test_dynamic_mixing_never_repeats_and_is_deterministic(corpus) -> None:
     torch.testing.assert_close(mix, sources.sum(0))
     dataset.set_epoch(2)
     assert not torch.equal(dataset[17][0], mix)
+
+
+def test_channel_eq_colours_each_source_within_its_depth(corpus) -> None:
+    out, _ = corpus
+    plain = DynamicMixDataset(out, "train", segment=1.0, n_items=4, seed=5, speed=(1.0, 1.0))
+    coloured = DynamicMixDataset(
+        out, "train", segment=1.0, n_items=4, seed=5, speed=(1.0, 1.0), channel_eq=12.0
+    )
+    assert plain.draw(2)["starts"] == coloured.draw(2)["starts"]
+    mix, sources = coloured[2]
+    torch.testing.assert_close(mix, sources.sum(0))
+    torch.testing.assert_close(coloured[2][1], sources)
+    _, plain_sources = plain[2]
+    for before, after in zip(plain_sources[:, 0].numpy(), sources[:, 0].numpy(), strict=True):
+        ratio_db = 20 * np.log10(
+            (np.abs(np.fft.rfft(after)) + 1e-6) / (np.abs(np.fft.rfft(before)) + 1e-6) + 1e-12
+        )
+        loud = np.abs(np.fft.rfft(before)) > 1e-2 * np.abs(np.fft.rfft(before)).max()
+        spread = np.ptp(ratio_db[loud])
+        assert 0.5 < spread < 3 * 12.0 + 6.0  # the colouring changed the spectrum, within tilt + 2 bumps
+    curves = [random_channel_response(np.random.default_rng(k), 257, 6.0) for k in range(50)]
+    assert all(c.shape == (257,) and np.isfinite(c).all() and (c > 0).all() for c in curves)
+    assert max(np.abs(20 * np.log10(c)).max() for c in curves) <= 3 * 6.0
+    with pytest.raises(Exception, match="channel_eq"):
+        DynamicMixDataset(out, "train", channel_eq=-1.0)
 
 
 def test_dynamic_layout_validation_reads_fixed_lists(corpus) -> None:

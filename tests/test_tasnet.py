@@ -116,6 +116,10 @@ TINY_CONFIGS = {
         {"layout": "0_trans_2", "n_transformer_layers": 1, "bidirectional": True, "encoder": "mpgtf"},
     ),
     "tasnet-sigmoid-unnormalised": ("tasnet", {"mask_activation": "sigmoid", "normalise": False}),
+    "ltl-bi-window": (
+        "ltl",
+        {"layout": "1_trans_0", "n_transformer_layers": 1, "bidirectional": True, "window": 32},
+    ),
 }
 
 
@@ -141,7 +145,9 @@ def test_silence_separates_into_silence() -> None:
     assert torch.equal(est, torch.zeros_like(est))
 
 
-@pytest.mark.parametrize("key", ["tasnet-bi-skips", "ltl-1-trans-1", "ltl-0-trans-2-bi-mpgtf"])
+@pytest.mark.parametrize(
+    "key", ["tasnet-bi-skips", "ltl-1-trans-1", "ltl-0-trans-2-bi-mpgtf", "ltl-bi-window"]
+)
 def test_gradients_reach_every_trainable_parameter(key: str) -> None:
     model = tiny(key)
     est = model(torch.randn(2, 1, 300))
@@ -229,7 +235,20 @@ def test_bad_layouts_are_refused(layout: str) -> None:
         parse_layout(layout)
 
 
+def test_long_window_frames_overlap_and_keep_the_scale() -> None:
+    model = tiny("ltl-bi-window").eval()
+    assert model.encoder.kernel_size == 32 and model.encoder.stride == TINY["segment_length"]
+    mix = torch.randn(2, 1, 301)
+    with torch.no_grad():
+        est, louder = model(mix), model(4.0 * mix)
+    torch.testing.assert_close(louder, 4.0 * est, atol=1e-5, rtol=1e-4)  # the RMS normalisation
+    assert tiny("ltl-1-trans-1").encoder.kernel_size == TINY["segment_length"]
+
+
 def test_invalid_configurations_are_refused() -> None:
+    for window in (4, 12):
+        with pytest.raises(SeparateError, match="window"):
+            TasNet(window=window, **TINY)
     with pytest.raises(SeparateError, match="layout"):
         LTL(lstm_layers=2, **TINY)
     with pytest.raises(SeparateError, match="transformer layer"):

@@ -184,6 +184,7 @@ def test_drop_path_is_per_item_and_off_in_eval() -> None:
         {"decoder": "grouped"},
         {"n_heads": 5},
         {"n_unfoldings": 0},
+        {"kernel_size": 4},
     ],
 )
 def test_bad_options_raise_clear_errors(overrides: dict) -> None:

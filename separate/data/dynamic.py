@@ -4,7 +4,8 @@ A corpus built by ``examples/corpora/speech.py`` holds one concatenated recordin
 (``pool/<rate>/<voice>.flac``) and ``speakers.json`` with each voice's split. Training item ``i`` of
 epoch ``e`` is a function of ``(seed, e, i)`` only: ``n_src`` distinct voices, a random crop of each,
 a random gain in ``[-gain_db, gain_db]`` dB, optionally a random speed change (pitch and formants
-move together), room reverberation and background noise. Validation and test splits are the fixed
+move together), a random microphone/channel colouring per source, room reverberation and background
+noise. Validation and test splits are the fixed
 mixture lists of the same corpus (``wav<rate/1000>k/min/{cv,tt}``, read as WSJ0-mix folders).
 """
 
@@ -49,6 +50,10 @@ class DynamicMixDataset(Dataset):
         noise: add the corpus's noise pool to the mixture at an SNR uniform in ``noise_snr`` dB.
         reverb: convolve every source with a random exponentially decaying room response
             (RT60 uniform in ``rt60`` seconds); the targets are the reverberant sources.
+        channel_eq: colour every source with its own random smooth frequency response (tilt and
+            bumps up to ``channel_eq`` dB, see :func:`random_channel_response`), so that a model
+            cannot tell voices apart by the microphone each corpus voice was recorded with;
+            0 turns it off. The targets are the coloured sources.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class DynamicMixDataset(Dataset):
         noise_snr: tuple[float, float] = (5.0, 25.0),
         reverb: bool = False,
         rt60: tuple[float, float] = (0.15, 0.6),
+        channel_eq: float = 0.0,
     ) -> None:
         manifest_path = os.path.join(root, "speakers.json")
         if not os.path.isfile(manifest_path):
@@ -85,8 +91,10 @@ class DynamicMixDataset(Dataset):
                 f"the {split} split of {root} has {len(voices)} voices at {sample_rate} Hz, "
                 f"fewer than n_src={n_src}"
             )
-        if segment <= 0 or n_items < 1 or not 0 < speed[0] <= speed[1]:
-            raise SeparateError("dynamic mixing needs segment > 0, n_items >= 1 and 0 < speed[0] <= speed[1]")
+        if segment <= 0 or n_items < 1 or not 0 < speed[0] <= speed[1] or channel_eq < 0:
+            raise SeparateError(
+                "dynamic mixing needs segment > 0, n_items >= 1, 0 < speed[0] <= speed[1] and channel_eq >= 0"
+            )
         self.root, self.split, self.voices = str(root), split, voices
         self.n_src, self.sample_rate, self.segment, self.n_items = (
             n_src,
@@ -96,6 +104,7 @@ class DynamicMixDataset(Dataset):
         )
         self.seed, self.gain_db, self.speed = seed, float(gain_db), (float(speed[0]), float(speed[1]))
         self.noise, self.noise_snr, self.reverb, self.rt60 = noise, tuple(noise_snr), reverb, tuple(rt60)
+        self.channel_eq = float(channel_eq)
         self.sources = [f"s{j + 1}" for j in range(n_src)]
         self.epoch = 0
         self.pools = [self._load(os.path.join(folder, f"{name}.flac")) for name in voices]
@@ -165,6 +174,9 @@ class DynamicMixDataset(Dataset):
             recipe["indices"], recipe["starts"], recipe["speeds"], recipe["gains_db"], strict=False
         ):
             signal = self._crop(voice, start, speed, length)
+            if self.channel_eq > 0:
+                response = random_channel_response(rng, length // 2 + 1, self.channel_eq)
+                signal = np.fft.irfft(np.fft.rfft(signal) * response, n=length).astype(np.float32)
             if self.reverb:
                 signal = np.convolve(signal, self._room(rng))[:length].astype(np.float32)
             signal = signal / max(1e-4, float(np.sqrt((signal**2).mean())))
@@ -179,6 +191,23 @@ class DynamicMixDataset(Dataset):
             scale = np.sqrt((mix**2).mean() / max(1e-10, (noise**2).mean()) / 10 ** (snr / 10))
             mix = mix + noise * np.float32(scale)
         return torch.from_numpy(mix[None].copy()), torch.from_numpy(stacked[:, None].copy())
+
+
+def random_channel_response(rng: np.random.Generator, n_bins: int, depth_db: float) -> np.ndarray:
+    """A random smooth magnitude response ``[n_bins]`` (linear gain) over ``0..Nyquist``.
+
+    On a log-frequency axis: a tilt of up to ``depth_db`` dB between the lowest and highest bins,
+    plus two bell-shaped bumps or dips of up to ``depth_db`` dB at random centres (widths of a third
+    """
+    octaves = np.log2(np.maximum(np.arange(n_bins), 1) / max(1, n_bins - 1))  # [-log2(n), 0]
+    lowest = octaves[1] if n_bins > 1 else 0.0
+    position = (octaves - lowest) / max(1e-9, -lowest)  # 0 at the first bin, 1 at Nyquist
+    curve_db = rng.uniform(-depth_db, depth_db) * (position - 0.5)
+    for _ in range(2):
+        centre = rng.uniform(lowest * 0.8, 0.0)
+        width = rng.uniform(1 / 3, 2.0)
+        curve_db += rng.uniform(-depth_db, depth_db) * np.exp(-0.5 * ((octaves - centre) / width) ** 2)
+    return (10 ** (curve_db / 20)).astype(np.float32)
 
 
 def fixed_mixtures_root(root: str | os.PathLike[str], sample_rate: int) -> str:

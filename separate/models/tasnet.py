@@ -27,6 +27,10 @@ Decisions on ambiguities:
 * causal = not bidirectional; causal transformer layers mask attention to future segments.
 * §7.1, §10 item 5: the model is mono; the engine folds stereo channels into the batch.
 * §10 item 6b: "w ∈ R^{L×C}" in the paper is one N-vector per segment here (``[B, N, K]``).
+* ``window`` (not in the paper): an encoder/decoder window longer than the segment hop (a multiple of
+  it), e.g. 32 ms every 8 ms, so the masker sees frames fine enough in frequency to resolve voice
+  harmonics. The window is centred on its hop (the input is padded by half the difference on each side),
+  and the normalisation then divides the whole input by its RMS instead of each segment by its norm.
 * ``default_segment`` 10 s: half the 20-s training excerpt still gives the recurrent and attention layers
   ~2 000 segments of context while halving inference memory (attention is quadratic in segments).
 """
@@ -159,8 +163,15 @@ class TasNet(MaskingSeparator):
         n_center_freqs: int | None = None,
         normalise: bool = True,
         mask_activation: str = "softmax",
+        window: int | None = None,
     ) -> None:
         super().__init__(sample_rate=sample_rate, sources=sources, audio_channels=1, causal=not bidirectional)
+        window = segment_length if window is None else int(window)
+        if segment_length < 1 or window < segment_length or window % segment_length:
+            raise SeparateError(
+                f"the TasNet window ({window}) must be a positive multiple of "
+                f"segment_length ({segment_length})."
+            )
         if encoder not in TASNET_ENCODERS:
             choices = ", ".join(TASNET_ENCODERS)
             raise SeparateError(f"unknown TasNet encoder '{encoder}' (choose from {choices}).")
@@ -170,10 +181,11 @@ class TasNet(MaskingSeparator):
             )
         self.n_filters = n_filters
         self.segment_length = segment_length
+        self.window = window
         self.normalise = normalise
         self.mask_activation = mask_activation
         self.encoder = make_encoder(
-            encoder, n_filters, segment_length, segment_length, sample_rate, n_center_freqs=n_center_freqs
+            encoder, n_filters, window, segment_length, sample_rate, n_center_freqs=n_center_freqs
         )
         self.norm = nn.LayerNorm(n_filters)
         self.separator = TasNetSeparator(
@@ -190,7 +202,7 @@ class TasNet(MaskingSeparator):
             init,
         )
         self.mask_head = nn.Linear(self.separator.output_size, self.n_src * n_filters)
-        self.decoder = ConvDecoder(n_filters, segment_length, segment_length)
+        self.decoder = ConvDecoder(n_filters, window, segment_length)
         self.receptive_field = None
         self.default_segment = 10.0
 
@@ -203,17 +215,26 @@ class TasNet(MaskingSeparator):
         return torch.relu(logits)
 
     def pad(self, mix: Tensor) -> tuple[Tensor, int]:
-        """Zeros up to a whole number of segments (one segment for an empty input): [B, 1, K·L]."""
+        """Zeros up to a whole number of segments (one segment for an empty input), then half the window's
+        overhang on each side: [B, 1, K·L + W - L], the input starting at (W - L) / 2."""
         padded, _ = pad_to_multiple(mix, self.segment_length)
         if padded.shape[-1] == 0:
             padded = mix.new_zeros(mix.shape[0], 1, self.segment_length)
-        return padded, 0
+        overhang = self.window - self.segment_length
+        if not overhang:
+            return padded, 0
+        left = overhang // 2
+        return torch.nn.functional.pad(padded, (left, overhang - left)), left
 
     def encode(self, wav: Tensor) -> tuple[Tensor, Tensor]:
         """Encoder weights of the (normalised) segments, and the same scaled back by the segment norms."""
         if not self.normalise:
             weights = self.encoder(wav)
             return weights, weights
+        if self.window != self.segment_length:
+            rms = wav.pow(2).mean(dim=-1, keepdim=True).sqrt()  # [B, 1, 1]
+            weights = self.encoder(wav / (rms + 1e-8))
+            return weights, weights * rms
         normalised, norms = normalise_segments(wav, self.segment_length)  # norms: [B, 1, K]
         weights = self.encoder(normalised)  # [B, N, K]
         return weights, weights * norms

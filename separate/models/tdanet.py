@@ -195,6 +195,11 @@ class TDANet(MaskingSeparator):
             )
         if n_downsamples < 1 or n_unfoldings < 1:
             raise SeparateError("TDANet needs n_downsamples >= 1 and n_unfoldings >= 1.")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise SeparateError(
+                f"TDANet kernel_size (of its depthwise convolutions, not the encoder: see kernel_ms) must be "
+                f"odd, got {kernel_size}."
+            )
         self.stride = self.kernel // 4
         self.n_filters = n_filters or self.kernel // 2 + 1
         self.n_unfoldings = n_unfoldings
