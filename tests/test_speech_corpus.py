@@ -17,7 +17,7 @@ import torch
 from conftest import voice
 
 from separate.data import DynamicMixDataset, make_dataset
-from separate.data.dynamic import random_channel_response
+from separate.data.dynamic import draw_probabilities, random_channel_response
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,6 +187,33 @@ def test_channel_eq_colours_each_source_within_its_depth(corpus) -> None:
     assert max(np.abs(20 * np.log10(c)).max() for c in curves) <= 3 * 6.0
     with pytest.raises(Exception, match="channel_eq"):
         DynamicMixDataset(out, "train", channel_eq=-1.0)
+
+
+def test_origin_weights_scale_a_package_within_its_kind() -> None:
+    speakers = {
+        "letters-a": {"origin": "klettres", "real": True},
+        "letters-b": {"origin": "klettres", "real": True},
+        "talk": {"origin": "tuxpaint", "real": True},
+        "letters-a~w0": {"origin": "warp", "real": False, "parent": "letters-a"},
+        "talk~w0": {"origin": "warp", "real": False, "parent": "talk"},
+        "robot": {"origin": "espeak", "real": False},
+    }
+    voices = sorted(speakers)
+    plain = dict(zip(voices, draw_probabilities(speakers, voices), strict=True))
+    assert plain["letters-a"] == pytest.approx(0.45 / 3) and plain["robot"] == pytest.approx(0.2)
+    weighted = dict(
+        zip(voices, draw_probabilities(speakers, voices, origin_weights={"klettres": 0.25}), strict=True)
+    )
+    assert sum(weighted.values()) == pytest.approx(1.0)
+    assert weighted["letters-a"] == pytest.approx(0.45 * 0.25 / 1.5) and weighted["talk"] == pytest.approx(
+        0.45 / 1.5
+    )
+    assert weighted["letters-a~w0"] == pytest.approx(
+        0.35 * 0.25 / 1.25
+    )  # a warped copy counts as its parent's
+    assert weighted["robot"] == pytest.approx(0.2)
+    with pytest.raises(Exception, match="negative"):
+        draw_probabilities(speakers, voices, origin_weights={"klettres": -1.0})
 
 
 def test_dynamic_layout_validation_reads_fixed_lists(corpus) -> None:

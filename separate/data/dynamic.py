@@ -27,10 +27,41 @@ from separate.errors import SeparateError
 DEFAULT_WEIGHTS = {"real": 0.45, "warped": 0.35, "synthetic": 0.2}
 
 
+def voice_origin(name: str, speakers: dict[str, dict[str, Any]]) -> str:
+    """The package a voice comes from; a warped copy has its parent's."""
+    info = speakers[name]
+    parent = info.get("parent")
+    return speakers[parent]["origin"] if parent in speakers else str(info.get("origin", ""))
+
+
 def voice_kind(info: dict[str, Any]) -> str:
     if info.get("real"):
         return "real"
     return "warped" if info.get("parent") else "synthetic"
+
+
+def draw_probabilities(
+    speakers: dict[str, dict[str, Any]],
+    voices: list[str],
+    weights: dict[str, float] | None = None,
+    origin_weights: dict[str, float] | None = None,
+) -> np.ndarray:
+    """Probability of drawing each of ``voices``: each kind gets its share (``weights``), split over its
+    voices in proportion to their origin's factor (``origin_weights``, 1 for unnamed origins)."""
+    shares = {**DEFAULT_WEIGHTS, **(weights or {})}
+    factors = origin_weights or {}
+    if any(value < 0 for value in (*shares.values(), *factors.values())):
+        raise SeparateError("dynamic mixing weights and origin_weights must not be negative")
+    kinds = [voice_kind(speakers[name]) for name in voices]
+    relative = np.array([float(factors.get(voice_origin(name, speakers), 1.0)) for name in voices])
+    probabilities = np.zeros(len(voices))
+    for kind in set(kinds):
+        members = np.array([k == kind for k in kinds])
+        if relative[members].sum() > 0:
+            probabilities[members] = shares[kind] * relative[members] / relative[members].sum()
+    if probabilities.sum() <= 0:
+        raise SeparateError("dynamic mixing weights leave no voice to draw")
+    return probabilities / probabilities.sum()
 
 
 class DynamicMixDataset(Dataset):
@@ -47,6 +78,9 @@ class DynamicMixDataset(Dataset):
         gain_db: each source's gain is uniform in ``[-gain_db, gain_db]`` dB.
         speed: range of the resampling factor applied to each crop (``[1, 1]`` turns it off).
         weights: share of draws per voice kind (``real``, ``warped``, ``synthetic``).
+        origin_weights: factor on the draws of the voices of a source package (``origin`` in
+            ``speakers.json``; warped copies count as their parent's), e.g. ``{"klettres": 0.25}`` for
+            voices that only say isolated letters; the kind shares are kept.
         noise: add the corpus's noise pool to the mixture at an SNR uniform in ``noise_snr`` dB.
         reverb: convolve every source with a random exponentially decaying room response
             (RT60 uniform in ``rt60`` seconds); the targets are the reverberant sources.
@@ -69,6 +103,7 @@ class DynamicMixDataset(Dataset):
         gain_db: float = 5.0,
         speed: tuple[float, float] = (0.9, 1.1),
         weights: dict[str, float] | None = None,
+        origin_weights: dict[str, float] | None = None,
         noise: bool = False,
         noise_snr: tuple[float, float] = (5.0, 25.0),
         reverb: bool = False,
@@ -108,11 +143,7 @@ class DynamicMixDataset(Dataset):
         self.sources = [f"s{j + 1}" for j in range(n_src)]
         self.epoch = 0
         self.pools = [self._load(os.path.join(folder, f"{name}.flac")) for name in voices]
-        kinds = [voice_kind(manifest["speakers"][name]) for name in voices]
-        shares = {**DEFAULT_WEIGHTS, **(weights or {})}
-        present = {kind: kinds.count(kind) for kind in set(kinds)}
-        total = sum(shares[kind] for kind in present)
-        self.probabilities = np.array([shares[k] / total / present[k] for k in kinds])
+        self.probabilities = draw_probabilities(manifest["speakers"], voices, weights, origin_weights)
         noise_file = os.path.join(folder, "noise.flac")
         if noise and not os.path.isfile(noise_file):
             raise SeparateError(f"noise=true but the corpus has no noise pool {noise_file}")
