@@ -193,6 +193,18 @@ def test_mixture_consistency_makes_stems_add_up_to_the_input() -> None:
     assert (raw.sum(0) - mix).abs().max() > 1e-3
 
 
+def test_mixture_consistency_turns_upside_down_stems_the_right_way() -> None:
+    """SI-SNR ignores a stem's sign; a stem returned upside down is flipped, not zeroed by its gain."""
+    from separate.consistency import mixture_consistency
+
+    torch.manual_seed(0)
+    sources = torch.randn(1, 2, 1, 800)
+    mix = sources.sum(1)
+    estimates = sources * torch.tensor([-0.5, 2.0]).view(1, 2, 1, 1)  # source 1 inverted and rescaled
+    torch.testing.assert_close(mixture_consistency(estimates, mix), sources, rtol=0, atol=1e-5)
+    torch.testing.assert_close(mixture_consistency(-estimates, mix), sources, rtol=0, atol=1e-5)
+
+
 def test_remainder_stem_takes_the_whole_residual() -> None:
     """With a remainder stem, the other stems are only rescaled; shared, every stem moves equally."""
     from separate.consistency import mixture_consistency
