@@ -2,13 +2,12 @@
 
 Models trained with a scale-invariant loss (SI-SNR) return each source at an arbitrary scale, so their
 stems neither sum to the input nor fit an integer format, and SI-SNR does not see a stem's sign either:
-a model may return a source upside down. :func:`mixture_consistency` first turns each stem whose
-correlation with the mixture is negative the right way up, then fits one non-negative gain per stem and
-channel by least squares (``mix ~ sum_j g_j est_j``), then spreads the
-remaining residual ``mix - sum_j est_j`` over the stems: the projection of Wisdom et al. 2019,
-"Differentiable consistency constraints for improved deep speech enhancement", with uniform weights
-by default, or all of it to one stem (a music model's accompaniment, see
-:func:`separate.engine.remainder_stem`).
+a model may return a source upside down. :func:`mixture_consistency` turns each stem whose correlation
+with the mixture is negative the right way up, fits one non-negative gain per stem and channel by least
+squares (``mix ~ sum_j g_j est_j``), then spreads the remaining residual ``mix - sum_j est_j`` over the
+stems: the projection of Wisdom et al. 2019, "Differentiable consistency constraints for improved deep
+speech enhancement", with uniform weights by default, or all of it to one stem (a music model's
+accompaniment, see :func:`separate.engine.remainder_stem`).
 """
 
 from __future__ import annotations

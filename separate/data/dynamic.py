@@ -5,8 +5,8 @@ A corpus built by ``examples/corpora/speech.py`` holds one concatenated recordin
 epoch ``e`` is a function of ``(seed, e, i)`` only: ``n_src`` distinct voices, a random crop of each,
 a random gain in ``[-gain_db, gain_db]`` dB, optionally a random speed change (pitch and formants
 move together), a random microphone/channel colouring per source, room reverberation and background
-noise. Validation and test splits are the fixed
-mixture lists of the same corpus (``wav<rate/1000>k/min/{cv,tt}``, read as WSJ0-mix folders).
+noise. Validation and test splits are the fixed mixture lists of the same corpus
+(``wav<rate/1000>k/min/{cv,tt}``, read as WSJ0-mix folders).
 """
 
 from __future__ import annotations
@@ -229,6 +229,7 @@ def random_channel_response(rng: np.random.Generator, n_bins: int, depth_db: flo
 
     On a log-frequency axis: a tilt of up to ``depth_db`` dB between the lowest and highest bins,
     plus two bell-shaped bumps or dips of up to ``depth_db`` dB at random centres (widths of a third
+    of an octave to two octaves).
     """
     octaves = np.log2(np.maximum(np.arange(n_bins), 1) / max(1, n_bins - 1))  # [-log2(n), 0]
     lowest = octaves[1] if n_bins > 1 else 0.0

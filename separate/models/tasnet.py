@@ -224,7 +224,7 @@ class TasNet(MaskingSeparator):
         if not overhang:
             return padded, 0
         left = overhang // 2
-        return torch.nn.functional.pad(padded, (left, overhang - left)), left
+        return nn.functional.pad(padded, (left, overhang - left)), left
 
     def encode(self, wav: Tensor) -> tuple[Tensor, Tensor]:
         """Encoder weights of the (normalised) segments, and the same scaled back by the segment norms."""
