@@ -163,6 +163,8 @@ class RegistryEntry:
     card: dict[str, Any] = field(default_factory=dict)
     #: The inference path measured fastest at equal quality: ``{precision, backend, compile}``.
     fast_path: dict[str, Any] = field(default_factory=dict)
+    #: Ratio-mask refinement on by default (``separate audio --refine``), where it measured better.
+    refine: bool = False
 
     @property
     def location(self) -> str:
@@ -311,6 +313,12 @@ def default_fast_path(name: str | os.PathLike[str]) -> FastPath | None:
     """The registry's ``fast_path`` for a model named by its registry name; None for paths and URLs."""
     entry = registry().get(os.fspath(name))
     return from_table(entry.fast_path) if entry is not None else None
+
+
+def default_refine(name: str | os.PathLike[str]) -> bool:
+    """The registry's ``refine`` for a model named by its registry name; False for paths and URLs."""
+    entry = registry().get(os.fspath(name))
+    return bool(entry.refine) if entry is not None else False
 
 
 def load_model(name: str | os.PathLike[str]) -> SeparationModel:

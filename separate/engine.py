@@ -28,6 +28,7 @@ from separate.errors import SeparateError
 from separate.fastpath import FastPath, prepare
 from separate.measures import hungarian
 from separate.models.base import SeparationModel
+from separate.refinement import refine_with_ratio_masks
 from separate.runtime import keep_large_blocks, select_device
 
 DEFAULT_SEGMENT = 10.0
@@ -91,6 +92,8 @@ class Separator:
             (:func:`sources_add_up`).
         path: how the forward pass runs (:class:`~separate.fastpath.FastPath`; default eager fp32).
             Resolve it with :func:`separate.fastpath.choose`, which falls back where it cannot run.
+        refine: re-estimate each chunk's stems with ratio masks on the mixture's spectrogram
+            (:func:`~separate.refinement.refine_with_ratio_masks`), after consistency.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class Separator:
         half: bool = False,
         consistency: bool | None = None,
         path: FastPath | None = None,
+        refine: bool = False,
     ) -> None:
         if not 0.0 <= overlap < 1.0:
             raise SeparateError(f"overlap must be in [0, 1), got {overlap}")
@@ -123,6 +127,7 @@ class Separator:
         remainder = remainder_stem(model) if self.consistency else None
         self.remainder = None if remainder is None else self.sources.index(remainder)
         self.path = path or FastPath()
+        self.refine = refine
         self.run = (
             self.model
             if self.path.eager_fp32
@@ -298,6 +303,8 @@ class Separator:
             out = out.to(self.device)
             if self.consistency:
                 out = mixture_consistency(out.float(), mix.float(), remainder=self.remainder)
+            if self.refine:
+                out = refine_with_ratio_masks(out.float(), mix.float(), self.model.sample_rate)
         return out.float().cpu().numpy()
 
     def separate_file(

@@ -40,6 +40,7 @@ def separate(
     backend: str | None = None,
     compile: bool | None = None,
     consistency: bool | None = None,
+    refine: bool | None = None,
 ) -> dict[str, Any]:
     """Separate one signal held in memory into its stems.
 
@@ -52,6 +53,8 @@ def separate(
             ``torch.compile``); unset options take the registry entry's ``fast_path``, else eager
             fp32 (see :func:`separate.fastpath.choose`); ``consistency=False`` leaves the stems as
             the model made them.
+        refine: ratio-mask refinement of the stems (see :class:`separate.Separator`); None takes
+            the registry entry's ``refine``.
 
     Raises:
         SeparateError: NaN or infinite samples, a bad option, an unknown model.
@@ -72,8 +75,9 @@ def separate(
         loaded = load_model(model)
     mix = torch.as_tensor(audio)
     mono = mix.dim() == 1
+    paths = (precision, backend, compile)
     separator = build_separator(
-        loaded, model, device, segment, overlap, batch_size, half, consistency, (precision, backend, compile)
+        loaded, model, device, segment, overlap, batch_size, half, consistency, paths, refine
     )
     stems = separator.separate_tensor(mix.unsqueeze(0) if mono else mix, sample_rate)  # [S, C, T]
     as_numpy = isinstance(audio, np.ndarray)
@@ -119,6 +123,7 @@ def separate_files(
     backend: str | None = None,
     compile: bool | None = None,
     consistency: bool | None = None,
+    refine: bool | None = None,
     clip_mode: str = "rescale",
     fail_fast: bool = False,
     progress: FileProgress | None = None,
@@ -153,8 +158,9 @@ def separate_files(
     if world > 1:
         device = rank_device(device, rank)
     loaded = load_model(model)
+    paths = (precision, backend, compile)
     separator = build_separator(
-        loaded, model, device, segment, overlap, batch_size, half, consistency, (precision, backend, compile)
+        loaded, model, device, segment, overlap, batch_size, half, consistency, paths, refine
     )
     names = select_stems(separator.sources, stems, two_stems)
     if out == "-" and len(names) != 1:
@@ -218,11 +224,13 @@ def build_separator(
     half: bool,
     consistency: bool | None,
     path_options: tuple[str | None, str | None, bool | None],
+    refine: bool | None = None,
 ) -> Separator:
     """A :class:`~separate.engine.Separator` for ``loaded`` after the segment check, on the inference
     path of ``path_options`` (precision, backend, compile), else the registry entry's ``fast_path``
-    when ``name`` is a registry name, else eager fp32 (see :func:`separate.fastpath.choose`)."""
-    from separate.checkpoints import default_fast_path
+    when ``name`` is a registry name, else eager fp32 (see :func:`separate.fastpath.choose`).
+    ``refine=None`` takes the registry entry's ``refine`` (off for paths and URLs)."""
+    from separate.checkpoints import default_fast_path, default_refine
     from separate.engine import Separator
     from separate.fastpath import choose
     from separate.runtime import select_device
@@ -230,4 +238,8 @@ def build_separator(
     check_receptive_field(segment, loaded)
     default = default_fast_path(name) if isinstance(name, (str, os.PathLike)) else None
     path = choose(loaded, select_device(device), *path_options, default)
-    return Separator(loaded, device, segment, overlap, batch_size, half, consistency, path=path)
+    if refine is None:
+        refine = default_refine(name) if isinstance(name, (str, os.PathLike)) else False
+    return Separator(
+        loaded, device, segment, overlap, batch_size, half, consistency, path=path, refine=refine
+    )

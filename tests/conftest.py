@@ -38,6 +38,22 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def registry_entry(name: str, checkpoint: Path, **extra: str) -> str:
+    """A ``[models.NAME]`` table of ``checkpoint`` (a two-speaker 8 kHz Conv-TasNet) for a test
+    registry; ``extra`` values are TOML literals."""
+    lines = [
+        f"[models.{name}]",
+        'architecture = "convtasnet"',
+        'task = "speech"',
+        'sources = ["s1", "s2"]',
+        "sample_rate = 8000",
+        f'bundled = "{checkpoint}"',
+        f'sha256 = "{checkpoints.file_sha256(checkpoint)}"',
+        *(f"{key} = {value}" for key, value in extra.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_audio(
     path: Path, seconds: float, sample_rate: int = 8000, channels: int = 1, seed: int = 0
 ) -> Path:

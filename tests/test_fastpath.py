@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, tiny_model, write_audio
+from conftest import registry_entry, run_cli, tiny_model, write_audio
 
 from separate import checkpoints, fastpath, models
 from separate.engine import Separator
@@ -217,16 +217,7 @@ def test_options_override_the_registry_default() -> None:
 
 def test_registry_fast_path_is_read_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ckpt = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
-    entry = f"""[models]
-[models.m]
-architecture = "convtasnet"
-task = "speech"
-sources = ["s1", "s2"]
-sample_rate = 8000
-bundled = "{ckpt}"
-sha256 = "{checkpoints.file_sha256(ckpt)}"
-fast_path = {{ backend = "onnxruntime" }}
-"""
+    entry = "[models]\n" + registry_entry("m", ckpt, fast_path='{ backend = "onnxruntime" }')
     registry = tmp_path / "reg.toml"
     registry.write_text(entry)
     monkeypatch.setenv("SEPARATE_REGISTRY", str(registry))

@@ -226,3 +226,54 @@ def test_dynamic_layout_validation_reads_fixed_lists(corpus) -> None:
     mix, sources = train[0]
     assert mix.shape == (1, 8000) and torch.isfinite(mix).all()
     json.dumps(train.voices)
+
+
+def _load_many():
+    spec = importlib.util.spec_from_file_location(
+        "speech_many", ROOT / "examples" / "corpora" / "speech_many.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_many_speaker_lists_hold_distinct_voices_of_their_split(corpus, tmp_path) -> None:
+    out, manifest = corpus
+    many = _load_many()
+    relabelled = many.many_speaker_splits(
+        {
+            "fillets-nl-v": {"origin": "fillets", "real": True, "split": "valid"},
+            "fillets-nl-rand.0": {"origin": "fillets", "real": True, "split": "unused"},
+            "fillets-cs-m": {"origin": "fillets", "real": True, "split": "test"},
+            "fillets-cs-rand.0": {"origin": "fillets", "real": True, "split": "unused"},
+            "tuxpaint-da": {"origin": "tuxpaint", "real": True, "split": "train"},
+        }
+    )
+    assert {k: v["split"] for k, v in relabelled.items()} == {
+        "fillets-nl-v": "valid",
+        "fillets-nl-rand.0": "valid",
+        "fillets-cs-m": "test",
+        "fillets-cs-rand.0": "unused",
+        "tuxpaint-da": "train",
+    }
+    target = tmp_path / "speech-2spk-copy"
+    written = many.build(out, target, n_src=2, seed=1, valid_count=3, test_count=4)
+    speakers = written["speakers"]
+    assert written["n_src"] == 2 and (target / "pool").resolve() == (out / "pool").resolve()
+    for short, split, count in (("cv", "valid", 3), ("tt", "test", 4)):
+        held = {_file_key(v) for v, info in speakers.items() if info["split"] == split}
+        names = sorted(os.listdir(target / "wav8k" / "min" / short / "mix"))
+        assert len(names) == count
+        for name in names:
+            voices = name.removesuffix(".wav").split("_")[1:]
+            assert len(set(voices)) == 2 and set(voices) <= held
+            mix, _ = sf.read(str(target / "wav8k" / "min" / short / "mix" / name))
+            parts = [sf.read(str(target / "wav8k" / "min" / short / f"s{j}" / name))[0] for j in (1, 2)]
+            np.testing.assert_allclose(mix, parts[0] + parts[1], atol=1e-6)
+    train = DynamicMixDataset(target, "train", n_src=2, segment=0.5, n_items=3)
+    assert set(train.voices) == {k for k, v in manifest["speakers"].items() if v["split"] == "train"}
+
+
+def _file_key(voice: str) -> str:
+    """A voice id as the mixture file names spell it."""
+    return "".join(c for c in voice if c.isalnum() or c == ".")

@@ -64,6 +64,11 @@ model_option = typer.Option(
 segment_option = typer.Option(None, "--segment", help="Seconds per chunk (default: the model's own).")
 overlap_option = typer.Option(0.25, "--overlap", help="Overlap between chunks, in [0, 1).")
 batch_size_option = typer.Option(4, "--batch-size", help="Chunks per forward pass.")
+refine_option = typer.Option(
+    None,
+    "--refine/--no-refine",
+    help="Re-estimate stems with ratio masks on the mixture's spectrogram (default: the model's).",
+)
 threads_option = typer.Option(
     None, "--threads", min=1, help="CPU threads for torch (default: torch's choice)."
 )

@@ -16,6 +16,7 @@ from separate.cli.common import (
     emit_json,
     json_option,
     progress_bar,
+    refine_option,
     segment_option,
     set_threads,
     tables,
@@ -58,6 +59,7 @@ def musdb(
     path: str = typer.Option("fp32", "--path", help=_PATH_HELP),
     segment: float = segment_option,
     batch_size: int = batch_size_option,
+    refine: bool = refine_option,
     device: str = device_option,
     threads: int = threads_option,
     as_json: bool = json_option,
@@ -67,7 +69,7 @@ def musdb(
 
     set_threads(threads)
     options = {"root": root, "subset": subset, "backend": backend, "device": device, "jobs": jobs, "out": out}
-    engine = {"segment": segment, "batch_size": batch_size, "path": path}
+    engine = {"segment": segment, "batch_size": batch_size, "path": path, "refine": refine}
     report = _run(evaluate_musdb, "tracks", model, estimates, engine, options)
     _show(report, as_json, _music_table)
 
@@ -93,6 +95,7 @@ def speech(
     path: str = typer.Option("fp32", "--path", help=_PATH_HELP),
     segment: float = segment_option,
     batch_size: int = batch_size_option,
+    refine: bool = refine_option,
     device: str = device_option,
     threads: int = threads_option,
     as_json: bool = json_option,
@@ -113,7 +116,7 @@ def speech(
         "dataset_options": {"task": task} if task else None,
         "oracle": oracle,
     }
-    engine = {"segment": segment, "batch_size": batch_size, "path": path}
+    engine = {"segment": segment, "batch_size": batch_size, "path": path, "refine": refine}
     report = _run(evaluate_speech, "utterances", model, estimates, engine, options)
     _show(report, as_json, lambda shown: _speech_table(shown, oracle))
 
@@ -128,9 +131,13 @@ def _run(
 ) -> Any:
     """Score a model or a folder of estimates with ``evaluate``, showing a progress bar over ``unit``.
 
-    ``engine``: the separator's ``segment``, ``batch_size`` and ``path`` (a label, checked here)."""
+    ``engine``: the separator's ``segment``, ``batch_size``, ``path`` (a label, checked here) and
+    ``refine`` (None: the registry entry's)."""
+    from separate.checkpoints import default_refine
+
     loaded = _load_model(model, estimates, options)
-    separator_options = {**engine, "path": _path(loaded, engine["path"], options["device"])}
+    refine = engine["refine"] if engine["refine"] is not None else model is not None and default_refine(model)
+    separator_options = {**engine, "path": _path(loaded, engine["path"], options["device"]), "refine": refine}
     with _progress(unit) as progress:
         return evaluate(
             **options,
