@@ -81,7 +81,7 @@ def test_speech_model_separates_the_demo(tmp_path: Path) -> None:
     assert _pit_improvement(estimates, references, mix) > DEMO_FLOOR_DB
 
 
-def test_mixture_consistency_does_not_lower_si_snri_on_the_demo() -> None:
+def test_consistency_and_refinement_do_not_lower_si_snri_on_the_demo() -> None:
     import separate
 
     mix, rate = sf.read(str(DEMO / "two-speakers.flac"), dtype="float32")
@@ -92,11 +92,14 @@ def test_mixture_consistency_does_not_lower_si_snri_on_the_demo() -> None:
         ]
     )
     scores = {}
-    for consistency in (True, False):
-        stems = separate.separate(mix, rate, "speech-2spk-8k", device="cpu", consistency=consistency)
+    for consistency, refine in ((True, False), (False, False), (True, True)):
+        stems = separate.separate(
+            mix, rate, "speech-2spk-8k", device="cpu", consistency=consistency, refine=refine
+        )
         estimates = torch.stack([torch.from_numpy(stem) for stem in stems.values()])
-        scores[consistency] = _pit_improvement(estimates, references, torch.from_numpy(mix))
-    assert scores[True] >= scores[False] - 1e-6, scores
+        scores[consistency, refine] = _pit_improvement(estimates, references, torch.from_numpy(mix))
+    assert scores[True, False] >= scores[False, False] - 1e-6, scores
+    assert scores[True, True] >= scores[True, False] - 1e-6, scores  # the registry turns refine on
 
 
 VOICE_MODELS = sorted(
