@@ -315,9 +315,10 @@ def default_fast_path(name: str | os.PathLike[str]) -> FastPath | None:
     return from_table(entry.fast_path) if entry is not None else None
 
 
-def default_refine(name: str | os.PathLike[str]) -> bool:
-    """The registry's ``refine`` for a model named by its registry name; False for paths and URLs."""
-    entry = registry().get(os.fspath(name))
+def default_refine(name: object) -> bool:
+    """The registry's ``refine`` for a model named by its registry name; False for anything else
+    (paths, URLs, loaded models, None)."""
+    entry = registry().get(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else None
     return bool(entry.refine) if entry is not None else False
 
 

@@ -238,8 +238,7 @@ def build_separator(
     check_receptive_field(segment, loaded)
     default = default_fast_path(name) if isinstance(name, (str, os.PathLike)) else None
     path = choose(loaded, select_device(device), *path_options, default)
-    if refine is None:
-        refine = default_refine(name) if isinstance(name, (str, os.PathLike)) else False
+    refine = default_refine(name) if refine is None else refine
     return Separator(
         loaded, device, segment, overlap, batch_size, half, consistency, path=path, refine=refine
     )

@@ -22,14 +22,17 @@ from separate.data.dynamic import draw_probabilities, random_channel_response
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location(
-        "speech_corpus", ROOT / "examples" / "corpora" / "speech.py"
-    )
+def _load_example(module_name: str, file_name: str):
+    """A script of ``examples/corpora`` imported as ``module_name``."""
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "examples" / "corpora" / file_name)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["speech_corpus"] = module
+    sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _load_builder():
+    return _load_example("speech_corpus", "speech.py")
 
 
 def _write(path: Path, audio: np.ndarray, rate: int) -> None:
@@ -228,18 +231,10 @@ def test_dynamic_layout_validation_reads_fixed_lists(corpus) -> None:
     json.dumps(train.voices)
 
 
-def _load_many():
-    spec = importlib.util.spec_from_file_location(
-        "speech_many", ROOT / "examples" / "corpora" / "speech_many.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_many_speaker_lists_hold_distinct_voices_of_their_split(corpus, tmp_path) -> None:
     out, manifest = corpus
-    many = _load_many()
+    many = _load_example("speech_many", "speech_many.py")
+    file_key = _load_builder().mixture_name_key
     relabelled = many.many_speaker_splits(
         {
             "fillets-nl-v": {"origin": "fillets", "real": True, "split": "valid"},
@@ -261,7 +256,7 @@ def test_many_speaker_lists_hold_distinct_voices_of_their_split(corpus, tmp_path
     speakers = written["speakers"]
     assert written["n_src"] == 2 and (target / "pool").resolve() == (out / "pool").resolve()
     for short, split, count in (("cv", "valid", 3), ("tt", "test", 4)):
-        held = {_file_key(v) for v, info in speakers.items() if info["split"] == split}
+        held = {file_key(v) for v, info in speakers.items() if info["split"] == split}
         names = sorted(os.listdir(target / "wav8k" / "min" / short / "mix"))
         assert len(names) == count
         for name in names:
@@ -272,8 +267,3 @@ def test_many_speaker_lists_hold_distinct_voices_of_their_split(corpus, tmp_path
             np.testing.assert_allclose(mix, parts[0] + parts[1], atol=1e-6)
     train = DynamicMixDataset(target, "train", n_src=2, segment=0.5, n_items=3)
     assert set(train.voices) == {k for k, v in manifest["speakers"].items() if v["split"] == "train"}
-
-
-def _file_key(voice: str) -> str:
-    """A voice id as the mixture file names spell it."""
-    return "".join(c for c in voice if c.isalnum() or c == ".")

@@ -442,6 +442,11 @@ def build_synthetic(job: tuple[Speaker, str, list[int], dict[str, list[str]], fl
 
 
 # ----------------------------------------------------------------------------- fixed mixtures
+def mixture_name_key(voice: str) -> str:
+    """A voice id as the fixed mixtures' file names spell it (letters, digits and dots)."""
+    return re.sub(r"[^A-Za-z0-9.]", "", voice)
+
+
 def write_mixtures(
     out: Path,
     speakers: list[Speaker],
@@ -468,7 +473,7 @@ def write_mixtures(
         duration = float(rng.uniform(*seconds))
         starts = [float(rng.uniform(0, max(0.0, lengths[v] - duration))) for v in chosen]
         gains = [float(g) for g in rng.uniform(-5, 5, n_src)]
-        name = f"{index:04d}_" + "_".join(re.sub(r"[^A-Za-z0-9.]", "", v) for v in chosen)
+        name = f"{index:04d}_" + "_".join(mixture_name_key(v) for v in chosen)
         specs.append((name, chosen, starts, gains, duration))
     for rate in rates:
         root = out / f"wav{rate // 1000}k" / folder

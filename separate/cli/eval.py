@@ -136,7 +136,7 @@ def _run(
     from separate.checkpoints import default_refine
 
     loaded = _load_model(model, estimates, options)
-    refine = engine["refine"] if engine["refine"] is not None else model is not None and default_refine(model)
+    refine = default_refine(model) if engine["refine"] is None else engine["refine"]
     separator_options = {**engine, "path": _path(loaded, engine["path"], options["device"]), "refine": refine}
     with _progress(unit) as progress:
         return evaluate(

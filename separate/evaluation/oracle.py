@@ -11,13 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from separate.refinement import masked_mixture
+
 ORACLES = ("irm", "ibm")
 WINDOW_SECONDS = 0.032
 HOP_SECONDS = 0.008
-
-
-def _stft(signal: Tensor, n_fft: int, hop: int, window: Tensor) -> Tensor:
-    return torch.stft(signal, n_fft, hop, window=window, center=True, return_complex=True)
 
 
 def oracle_estimates(mix: Tensor, sources: Tensor, sample_rate: int, kind: str = "irm") -> Tensor:
@@ -26,20 +24,20 @@ def oracle_estimates(mix: Tensor, sources: Tensor, sample_rate: int, kind: str =
         raise ValueError(f"unknown oracle '{kind}' (known: {', '.join(ORACLES)})")
     n_fft = max(16, int(round(WINDOW_SECONDS * sample_rate)))
     hop = max(1, int(round(HOP_SECONDS * sample_rate)))
-    window = torch.hann_window(n_fft, dtype=torch.float64, device=mix.device)
     length = mix.shape[-1]
     # Signals shorter than a window get trailing zeros: the STFT's reflection padding needs them.
     padded = max(length, n_fft)
     mix = torch.nn.functional.pad(mix.double(), (0, padded - length))
     sources_64 = torch.nn.functional.pad(sources.double(), (0, padded - length))
-    mix_spec = _stft(mix, n_fft, hop, window)  # [C, F, N]
-    magnitudes = _stft(sources_64.flatten(0, 1), n_fft, hop, window).abs()
-    magnitudes = magnitudes.view(*sources.shape[:2], *magnitudes.shape[-2:])  # [S, C, F, N]
-    if kind == "irm":
-        masks = magnitudes / magnitudes.sum(0, keepdim=True).clamp_min(1e-12)
-    else:
-        winner = magnitudes.argmax(0, keepdim=True)
-        masks = torch.zeros_like(magnitudes).scatter_(0, winner, 1.0)
-    masked = (masks * mix_spec.unsqueeze(0)).flatten(0, 1)
-    estimates = torch.istft(masked, n_fft, hop, window=window, center=True, length=padded)
-    return estimates[..., :length].reshape(sources.shape).to(sources.dtype)
+    estimates = masked_mixture(mix, sources_64, n_fft, hop, _irm if kind == "irm" else _ibm)
+    return estimates[..., :length].to(sources.dtype)
+
+
+def _irm(magnitudes: Tensor) -> Tensor:
+    """``[S, ...]`` -> each source's share of the summed magnitudes."""
+    return magnitudes / magnitudes.sum(0, keepdim=True).clamp_min(1e-12)
+
+
+def _ibm(magnitudes: Tensor) -> Tensor:
+    """``[S, ...]`` -> 1 for the loudest source of each bin, 0 elsewhere."""
+    return torch.zeros_like(magnitudes).scatter_(0, magnitudes.argmax(0, keepdim=True), 1.0)
