@@ -41,6 +41,16 @@ def test_registry_names_one_default() -> None:
     assert defaults == [checkpoints.default_model_name()] and len(defaults) == 1
 
 
+def _demo_references() -> torch.Tensor:
+    """The demo mixture's two recorded voices, ``[2, T]``."""
+    return torch.stack(
+        [
+            torch.from_numpy(sf.read(str(DEMO / f"two-speakers.{s}.flac"), dtype="float32")[0])
+            for s in ("s1", "s2")
+        ]
+    )
+
+
 def _pit_improvement(estimates: torch.Tensor, references: torch.Tensor, mix: torch.Tensor) -> float:
     """Mean SI-SNRi of the better of the two speaker orders. All ``[S, T]``."""
     orders = [estimates, estimates.flip(0)]
@@ -71,26 +81,31 @@ def test_speech_model_separates_the_demo(tmp_path: Path) -> None:
     stems = sorted((tmp_path / "two-speakers").glob("*.wav"))
     assert len(stems) == 2
     estimates = torch.stack([torch.from_numpy(sf.read(str(p), dtype="float32")[0]) for p in stems])
-    references = torch.stack(
-        [
-            torch.from_numpy(sf.read(str(DEMO / f"two-speakers.{s}.flac"), dtype="float32")[0])
-            for s in ("s1", "s2")
-        ]
-    )
+    references = _demo_references()
     mix = torch.from_numpy(sf.read(str(mix_path), dtype="float32")[0])
     assert _pit_improvement(estimates, references, mix) > DEMO_FLOOR_DB
+
+
+TWO_SPEAKER_MODELS = sorted(
+    name for name, entry in ENTRIES.items() if entry.task == "speech" and len(entry.sources) == 2
+)
+
+
+@pytest.mark.parametrize("name", TWO_SPEAKER_MODELS)
+def test_two_speaker_model_separates_the_demo(name: str) -> None:
+    import separate
+
+    mix, rate = sf.read(str(DEMO / "two-speakers.flac"), dtype="float32")
+    stems = separate.separate(mix, rate, name, device="cpu")
+    estimates = torch.stack([torch.from_numpy(stem) for stem in stems.values()])
+    assert _pit_improvement(estimates, _demo_references(), torch.from_numpy(mix)) > DEMO_FLOOR_DB
 
 
 def test_consistency_and_refinement_do_not_lower_si_snri_on_the_demo() -> None:
     import separate
 
     mix, rate = sf.read(str(DEMO / "two-speakers.flac"), dtype="float32")
-    references = torch.stack(
-        [
-            torch.from_numpy(sf.read(str(DEMO / f"two-speakers.{s}.flac"), dtype="float32")[0])
-            for s in ("s1", "s2")
-        ]
-    )
+    references = _demo_references()
     scores = {}
     for consistency, refine in ((True, False), (False, False), (True, True)):
         stems = separate.separate(
