@@ -33,6 +33,11 @@ from separate.runtime import keep_large_blocks, select_device
 
 DEFAULT_SEGMENT = 10.0
 
+#: Delay between the passes of ``shifts`` (seconds at the model's rate): pass k sees each chunk
+#: delayed by k times this. On 60 validation mixtures of the speech corpus, speech-2spk-8k scored
+#: 2.36 dB SI-SNRi with one pass, 2.57 with passes 0.1 s apart and 2.47 with 0.25 s (two passes).
+SHIFT_SECONDS = 0.1
+
 
 def chunk_start(index: int, chunk: int, hop: int, frames: int) -> int:
     """Where chunk ``index`` starts: every ``hop`` samples, the last one moved back to end at ``frames``."""
@@ -94,6 +99,8 @@ class Separator:
             Resolve it with :func:`separate.fastpath.choose`, which falls back where it cannot run.
         refine: re-estimate each chunk's stems with ratio masks on the mixture's spectrogram
             (:func:`~separate.refinement.refine_with_ratio_masks`), after consistency.
+        shifts: passes per chunk, pass k on the chunk delayed by k * :data:`SHIFT_SECONDS`; their
+            stems are realigned and averaged (:meth:`_forward`). Costs ``shifts`` times the time.
     """
 
     def __init__(
@@ -107,11 +114,14 @@ class Separator:
         consistency: bool | None = None,
         path: FastPath | None = None,
         refine: bool = False,
+        shifts: int = 1,
     ) -> None:
         if not 0.0 <= overlap < 1.0:
             raise SeparateError(f"overlap must be in [0, 1), got {overlap}")
         if batch_size < 1:
             raise SeparateError(f"batch size must be at least 1, got {batch_size}")
+        if not isinstance(shifts, int) or shifts < 1:
+            raise SeparateError(f"shifts must be a whole number of at least 1, got {shifts}")
         check_segment(segment, overlap)
         self.device = select_device(device)
         if self.device.type == "cpu":
@@ -128,6 +138,7 @@ class Separator:
         self.remainder = None if remainder is None else self.sources.index(remainder)
         self.path = path or FastPath()
         self.refine = refine
+        self.shifts = shifts
         self.run = (
             self.model
             if self.path.eager_fp32
@@ -286,6 +297,33 @@ class Separator:
                 progress(emitted / frames)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """batch: [b, C, L] -> estimates [b, S, C, L], the mean over ``shifts`` delayed passes.
+
+        Pass k runs on the chunk delayed by k * :data:`SHIFT_SECONDS` (zeros in front, the chunk's
+        last samples left out), so every pass has the chunk's length. Its stems are moved back and
+        cover all but those last samples; a permutation-invariant model's are put in the order of
+        the first pass. Each pass's stems add up to the mixture, and so does their mean.
+        """
+        length = batch.shape[-1]
+        first = self._pass(batch)
+        delays = [k * round(SHIFT_SECONDS * self.model.sample_rate) for k in range(1, self.shifts)]
+        delays = [delay for delay in delays if delay < length]
+        if not delays:
+            return first
+        total, count = first.copy(), np.ones(length, np.float32)
+        for delay in delays:
+            delayed = np.zeros_like(batch)
+            delayed[..., delay:] = batch[..., : length - delay]
+            estimate = self._pass(delayed)[..., delay:]  # [b, S, C, L - delay]
+            kept = length - delay
+            for row in range(len(batch)):
+                if self.model.permutation_invariant:
+                    estimate[row] = estimate[row][_best_order(first[row, ..., :kept], estimate[row])]
+                total[row, ..., :kept] += estimate[row]
+            count[:kept] += 1
+        return total / count
+
+    def _pass(self, batch: np.ndarray) -> np.ndarray:
         """batch: [b, C, L] -> estimates [b, S, C, L], folding channels for mono models."""
         b, channels, length = batch.shape
         model_channels = self.model.audio_channels

@@ -41,6 +41,7 @@ def separate(
     compile: bool | None = None,
     consistency: bool | None = None,
     refine: bool | None = None,
+    shifts: int = 1,
 ) -> dict[str, Any]:
     """Separate one signal held in memory into its stems.
 
@@ -55,6 +56,7 @@ def separate(
             the model made them.
         refine: ratio-mask refinement of the stems (see :class:`separate.Separator`); None takes
             the registry entry's ``refine``.
+        shifts: passes per chunk on delayed copies, averaged (see :class:`separate.Separator`).
 
     Raises:
         SeparateError: NaN or infinite samples, a bad option, an unknown model.
@@ -77,7 +79,7 @@ def separate(
     mono = mix.dim() == 1
     paths = (precision, backend, compile)
     separator = build_separator(
-        loaded, model, device, segment, overlap, batch_size, half, consistency, paths, refine
+        loaded, model, device, segment, overlap, batch_size, half, consistency, paths, refine, shifts
     )
     stems = separator.separate_tensor(mix.unsqueeze(0) if mono else mix, sample_rate)  # [S, C, T]
     as_numpy = isinstance(audio, np.ndarray)
@@ -124,6 +126,7 @@ def separate_files(
     compile: bool | None = None,
     consistency: bool | None = None,
     refine: bool | None = None,
+    shifts: int = 1,
     clip_mode: str = "rescale",
     fail_fast: bool = False,
     progress: FileProgress | None = None,
@@ -160,7 +163,7 @@ def separate_files(
     loaded = load_model(model)
     paths = (precision, backend, compile)
     separator = build_separator(
-        loaded, model, device, segment, overlap, batch_size, half, consistency, paths, refine
+        loaded, model, device, segment, overlap, batch_size, half, consistency, paths, refine, shifts
     )
     names = select_stems(separator.sources, stems, two_stems)
     if out == "-" and len(names) != 1:
@@ -225,11 +228,13 @@ def build_separator(
     consistency: bool | None,
     path_options: tuple[str | None, str | None, bool | None],
     refine: bool | None = None,
+    shifts: int = 1,
 ) -> Separator:
     """A :class:`~separate.engine.Separator` for ``loaded`` after the segment check, on the inference
     path of ``path_options`` (precision, backend, compile), else the registry entry's ``fast_path``
     when ``name`` is a registry name, else eager fp32 (see :func:`separate.fastpath.choose`).
-    ``refine=None`` takes the registry entry's ``refine`` (off for paths and URLs)."""
+    ``refine=None`` takes the registry entry's ``refine`` (off for paths and URLs); ``shifts``: see
+    :class:`~separate.engine.Separator`."""
     from separate.checkpoints import default_fast_path, default_refine
     from separate.engine import Separator
     from separate.fastpath import choose
@@ -240,5 +245,14 @@ def build_separator(
     path = choose(loaded, select_device(device), *path_options, default)
     refine = default_refine(name) if refine is None else refine
     return Separator(
-        loaded, device, segment, overlap, batch_size, half, consistency, path=path, refine=refine
+        loaded,
+        device,
+        segment,
+        overlap,
+        batch_size,
+        half,
+        consistency,
+        path=path,
+        refine=refine,
+        shifts=shifts,
     )

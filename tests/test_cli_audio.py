@@ -249,6 +249,7 @@ def test_output_path_equal_to_input(capsys, tiny_checkpoint: Path, tmp_path: Pat
         (["--overlap", "1.5"], "overlap"),
         (["--bogus"], "No such option"),
         (["--batch-size", "x"], "batch-size"),
+        (["--shifts", "0"], "--shifts"),
     ],
 )
 def test_bad_options(capsys, tiny_checkpoint: Path, tmp_path: Path, argv: list[str], message: str) -> None:

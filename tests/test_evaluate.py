@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import os
 import socket
 import subprocess
@@ -284,6 +285,22 @@ def test_speech_path_option_scores_that_path(wsj_root, tmp_path, capsys) -> None
     assert code == 1 and stderr.strip().endswith("the model has no LSTM or Linear layers to quantize")
     code, _, stderr = run_cli(capsys, *common, "--path", "fp16")
     assert code == 1 and "unknown path 'fp16'" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_speech_shifts_option_reaches_the_engine(wsj_root, tmp_path, capsys) -> None:
+    """--shifts N averages N delayed passes: an untrained model, far from time-invariant, scores
+    differently with two passes than with one; 0 is one line and a usage error."""
+    model = tmp_path / "m.safetensors"
+    checkpoints.save(tiny_model(), model)
+    common = ("speech", "--root", str(wsj_root), "--layout", "wsj0mix", "--model", str(model), "--no-sdr")
+    scores = []
+    for shifts in ("1", "2"):
+        code, stdout, stderr = run_cli(capsys, *common, "--shifts", shifts, "--json")
+        assert code == 0, stderr
+        scores.append(json.loads(stdout)["summary"]["si_snri"]["mean"])
+    assert math.isfinite(scores[1]) and abs(scores[1] - scores[0]) > 1e-4, scores
+    code, _, stderr = run_cli(capsys, *common, "--shifts", "0")
+    assert code == 2 and "--shifts" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def free_port() -> int:

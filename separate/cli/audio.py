@@ -21,6 +21,7 @@ from separate.cli.common import (
     refine_option,
     segment_option,
     set_threads,
+    shifts_option,
     threads_option,
     warning,
 )
@@ -62,6 +63,7 @@ def audio(
     clip_mode: str = CLIP_MODE,
     no_consistency: bool = NO_CONSISTENCY,
     refine: bool = refine_option,
+    shifts: int = shifts_option,
     fail_fast: bool = FAIL_FAST,
     segment: float = segment_option,
     overlap: float = overlap_option,
@@ -99,6 +101,7 @@ def audio(
             half=half,
             consistency=False if no_consistency else None,
             refine=refine,
+            shifts=shifts,
             precision=precision,
             backend=backend,
             compile=compile,

@@ -69,6 +69,12 @@ refine_option = typer.Option(
     "--refine/--no-refine",
     help="Re-estimate stems with ratio masks on the mixture's spectrogram (default: the model's).",
 )
+shifts_option = typer.Option(
+    1,
+    "--shifts",
+    min=1,
+    help="Passes on copies delayed by 0.1 s steps, averaged: better stems, N times the time.",
+)
 threads_option = typer.Option(
     None, "--threads", min=1, help="CPU threads for torch (default: torch's choice)."
 )

@@ -19,6 +19,7 @@ from separate.cli.common import (
     refine_option,
     segment_option,
     set_threads,
+    shifts_option,
     tables,
     threads_option,
 )
@@ -60,6 +61,7 @@ def musdb(
     segment: float = segment_option,
     batch_size: int = batch_size_option,
     refine: bool = refine_option,
+    shifts: int = shifts_option,
     device: str = device_option,
     threads: int = threads_option,
     as_json: bool = json_option,
@@ -69,7 +71,7 @@ def musdb(
 
     set_threads(threads)
     options = {"root": root, "subset": subset, "backend": backend, "device": device, "jobs": jobs, "out": out}
-    engine = {"segment": segment, "batch_size": batch_size, "path": path, "refine": refine}
+    engine = {"segment": segment, "batch_size": batch_size, "path": path, "refine": refine, "shifts": shifts}
     report = _run(evaluate_musdb, "tracks", model, estimates, engine, options)
     _show(report, as_json, _music_table)
 
@@ -96,6 +98,7 @@ def speech(
     segment: float = segment_option,
     batch_size: int = batch_size_option,
     refine: bool = refine_option,
+    shifts: int = shifts_option,
     device: str = device_option,
     threads: int = threads_option,
     as_json: bool = json_option,
@@ -116,7 +119,7 @@ def speech(
         "dataset_options": {"task": task} if task else None,
         "oracle": oracle,
     }
-    engine = {"segment": segment, "batch_size": batch_size, "path": path, "refine": refine}
+    engine = {"segment": segment, "batch_size": batch_size, "path": path, "refine": refine, "shifts": shifts}
     report = _run(evaluate_speech, "utterances", model, estimates, engine, options)
     _show(report, as_json, lambda shown: _speech_table(shown, oracle))
 
@@ -131,8 +134,8 @@ def _run(
 ) -> Any:
     """Score a model or a folder of estimates with ``evaluate``, showing a progress bar over ``unit``.
 
-    ``engine``: the separator's ``segment``, ``batch_size``, ``path`` (a label, checked here) and
-    ``refine`` (None: the registry entry's)."""
+    ``engine``: the separator's ``segment``, ``batch_size``, ``path`` (a label, checked here),
+    ``refine`` (None: the registry entry's) and ``shifts``."""
     from separate.checkpoints import default_refine
 
     loaded = _load_model(model, estimates, options)
