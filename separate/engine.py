@@ -306,20 +306,20 @@ class Separator:
         """
         length = batch.shape[-1]
         first = self._pass(batch)
-        delays = [k * round(SHIFT_SECONDS * self.model.sample_rate) for k in range(1, self.shifts)]
-        delays = [delay for delay in delays if delay < length]
+        step = round(SHIFT_SECONDS * self.model.sample_rate)
+        delays = [k * step for k in range(1, self.shifts) if k * step < length]
         if not delays:
             return first
         total, count = first.copy(), np.ones(length, np.float32)
         for delay in delays:
-            delayed = np.zeros_like(batch)
-            delayed[..., delay:] = batch[..., : length - delay]
-            estimate = self._pass(delayed)[..., delay:]  # [b, S, C, L - delay]
             kept = length - delay
-            for row in range(len(batch)):
-                if self.model.permutation_invariant:
-                    estimate[row] = estimate[row][_best_order(first[row, ..., :kept], estimate[row])]
-                total[row, ..., :kept] += estimate[row]
+            delayed = np.zeros_like(batch)
+            delayed[..., delay:] = batch[..., :kept]
+            estimate = self._pass(delayed)[..., delay:]  # [b, S, C, kept]
+            if self.model.permutation_invariant:
+                for row, own in enumerate(estimate):
+                    estimate[row] = own[_best_order(first[row, ..., :kept], own)]
+            total[..., :kept] += estimate
             count[:kept] += 1
         return total / count
 
