@@ -176,7 +176,7 @@ def test_nan_or_inf_samples_leave_nothing_behind(
         "--segment",
         "0.5",
     )
-    assert "NaN or infinite" in err and "2.001 s" in err
+    assert "NaN or infinite" in err and "2.001 s" in err and str(tmp_path / "n.wav") in err
     assert not any(p.is_file() for p in out.rglob("*"))
 
 

@@ -12,7 +12,7 @@ from separate.bench.complexity import count_parameters
 from separate.errors import SeparateError
 from separate.training import check_recipe, resolve_recipe
 from separate.training import recipe as recipe_module
-from separate.training.components import build_loss_module, build_model
+from separate.training.components import build_loss_module, build_model, load_initial_weights
 from separate.training.data import check_data_config
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "examples" / "recipes").glob("*.toml"))
@@ -125,3 +125,14 @@ def test_differences_ignore_what_a_resume_may_change() -> None:
     old = resolve_recipe(tiny)
     new = resolve_recipe(tiny, ["train.epochs=99", "data.num_workers=2", "train.lr=1e-4", "model.blocks=2"])
     assert recipe_module.differences(old, new) == ["model.blocks", "train.lr"]
+
+
+WARM_STARTS = sorted((RECIPES[0].parent / "pretrained" / "warm").glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("path", WARM_STARTS, ids=[path.stem for path in WARM_STARTS])
+def test_a_warm_start_file_fits_its_recipe(path: Path) -> None:
+    config = resolve_recipe(path.parents[1] / f"{path.stem}.toml")
+    model = build_model(config)
+    load_initial_weights(model, str(path))
+    assert all(bool(parameter.isfinite().all()) for parameter in model.parameters())

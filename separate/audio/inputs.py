@@ -41,6 +41,11 @@ class AudioInput:
     _spooled: bool = False
     decoded: ffmpeg.Probed | None = None
 
+    @property
+    def shown(self) -> str:
+        """How errors name this input: its path, or ``stdin``."""
+        return "stdin" if self._spooled else str(self.path)
+
     def blocks(self, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
         """Yield ``[C, n]`` float32 blocks; raise on NaN or infinite samples."""
         position = 0
@@ -48,7 +53,7 @@ class AudioInput:
             if not np.isfinite(block).all():
                 bad = position + int(np.argmax(~np.isfinite(block).all(axis=0)))
                 raise SeparateError(
-                    f"'{self.name}' contains NaN or infinite samples "
+                    f"'{self.shown}' contains NaN or infinite samples "
                     f"(first at {bad / self.sample_rate:.3f} s)"
                 )
             position += block.shape[1]
