@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +14,7 @@ import pytest
 import soundfile as sf
 from conftest import write_audio
 
-from separate.audio import StemWriter, TrackWriter, commit_stems, plan_outputs
+from separate.audio import StemWriter, TrackWriter, commit_stems, inputs, plan_outputs, tracks
 from separate.cli import main
 from separate.errors import SeparateError
 
@@ -186,3 +190,34 @@ def test_a_libsndfile_system_error_on_a_full_disk_is_named(tmp_path: Path, monke
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 100, 0))
     message = str(write_error(problem, tmp_path / "s1.wav"))
     assert message == f"no space left on device while writing {tmp_path / 's1.wav'}"
+
+
+@contextlib.contextmanager
+def _interrupt_held_until_the_end():
+    """Stands in for ``interrupts_deferred`` when a Ctrl-C arrived during the deferred block."""
+    yield
+    raise KeyboardInterrupt
+
+
+def test_a_ctrl_c_held_while_the_stems_are_opened_leaves_no_file(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(tracks, "interrupts_deferred", _interrupt_held_until_the_end)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    outputs = {"s1": str(tmp_path / "out" / "s1.wav"), "s2": str(tmp_path / "out" / "s2.wav")}
+    with pytest.raises(KeyboardInterrupt):
+        TrackWriter(outputs, 8000, 1, "wav", "PCM_16")
+    assert _files(tmp_path) == []
+
+
+def test_a_ctrl_c_held_while_the_stdin_spool_is_opened_leaves_no_file(monkeypatch, tmp_path: Path) -> None:
+    class _Stdin:
+        buffer = io.BytesIO(b"RIFF")
+
+        def isatty(self) -> bool:
+            return False
+
+    monkeypatch.setattr(inputs, "interrupts_deferred", _interrupt_held_until_the_end)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "stdin", _Stdin())
+    with pytest.raises(KeyboardInterrupt):
+        inputs.open_input("-")
+    assert _files(tmp_path) == []

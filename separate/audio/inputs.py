@@ -103,17 +103,20 @@ def track_name(spec: str) -> str:
 def _open_stdin(max_channels: int | None) -> AudioInput:
     if sys.stdin is None or sys.stdin.isatty():
         raise SeparateError("input '-' needs a WAV or FLAC stream on stdin")
-    with interrupts_deferred():
-        handle = tempfile.NamedTemporaryFile(prefix="separate-stdin-", suffix=".audio", delete=False)
-        path = Path(handle.name)
-    try:
+    path: Path | None = None
+    try:  # outside the deferral: a Ctrl-C held during it is raised as the deferral ends
+        with interrupts_deferred():
+            handle = tempfile.NamedTemporaryFile(prefix="separate-stdin-", suffix=".audio", delete=False)
+            path = Path(handle.name)
         with handle:
             shutil.copyfileobj(sys.stdin.buffer, handle, length=1 << 20)
     except OSError as problem:
-        path.unlink(missing_ok=True)
-        raise write_error(problem, path) from None
+        if path is not None:
+            path.unlink(missing_ok=True)
+        raise write_error(problem, path or tempfile.gettempdir()) from None
     except BaseException:  # Ctrl-C while spooling: no spool file left behind
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
         raise
     if path.stat().st_size == 0:
         path.unlink()

@@ -83,8 +83,8 @@ class TrackWriter:
         self._cleanup = ExitStack()
         self.writers: dict[str, StemWriter] = {}
         self.stages: dict[str, _Stage] = {}
-        with interrupts_deferred():
-            try:
+        try:  # outside the deferral: a Ctrl-C held during it is raised as the deferral ends
+            with interrupts_deferred():
                 for name, path in outputs.items():
                     writer = StemWriter(path, sample_rate, channels, fmt, subtype)
                     self._cleanup.callback(writer.abort)
@@ -92,9 +92,9 @@ class TrackWriter:
                     if self.mode == "rescale":
                         self.stages[name] = _Stage(writer, channels)
                         self._cleanup.callback(self.stages[name].remove)
-            except BaseException:
-                self._cleanup.close()
-                raise
+        except BaseException:
+            self._cleanup.close()
+            raise
 
     def write(self, name: str, block: np.ndarray) -> None:
         """block: [C, n] float samples of stem ``name``."""
