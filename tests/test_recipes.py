@@ -15,7 +15,8 @@ from separate.training import recipe as recipe_module
 from separate.training.components import build_loss_module, build_model, load_initial_weights
 from separate.training.data import check_data_config
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "examples" / "recipes").glob("*.toml"))
+RECIPE_FOLDER = Path(__file__).resolve().parents[1] / "examples" / "recipes"
+RECIPES = sorted(RECIPE_FOLDER.glob("*.toml"))
 PAPER_KEYS = ("name", "table", "row", "dataset", "expected")
 
 
@@ -127,7 +128,7 @@ def test_differences_ignore_what_a_resume_may_change() -> None:
     assert recipe_module.differences(old, new) == ["model.blocks", "train.lr"]
 
 
-WARM_STARTS = sorted((RECIPES[0].parent / "pretrained" / "warm").glob("*.safetensors"))
+WARM_STARTS = sorted((RECIPE_FOLDER / "pretrained" / "warm").glob("*.safetensors"))
 
 
 @pytest.mark.parametrize("path", WARM_STARTS, ids=[path.stem for path in WARM_STARTS])

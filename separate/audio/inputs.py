@@ -44,7 +44,7 @@ class AudioInput:
     @property
     def shown(self) -> str:
         """How errors name this input: its path, or ``stdin``."""
-        return "stdin" if self._spooled else str(self.path)
+        return _shown(self.path, self._spooled)
 
     def blocks(self, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
         """Yield ``[C, n]`` float32 blocks; raise on NaN or infinite samples."""
@@ -128,8 +128,12 @@ def _open_stdin(max_channels: int | None) -> AudioInput:
         raise
 
 
+def _shown(path: Path, spooled: bool) -> str:
+    return "stdin" if spooled else str(path)
+
+
 def _validated(path: Path, name: str, max_channels: int | None, spooled: bool) -> AudioInput:
-    shown = "stdin" if spooled else str(path)
+    shown = _shown(path, spooled)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError):
