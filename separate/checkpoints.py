@@ -165,6 +165,9 @@ class RegistryEntry:
     fast_path: dict[str, Any] = field(default_factory=dict)
     #: Ratio-mask refinement on by default (``separate audio --refine``), where it measured better.
     refine: bool = False
+    #: For a role name (``speech-2spk-8k``: the best two-speaker model): the entry whose file and
+    #: figures it takes; such a table holds only ``same_as``, ``description`` and ``default``.
+    same_as: str = ""
 
     @property
     def location(self) -> str:
@@ -186,9 +189,13 @@ def registry(path: str | os.PathLike[str] | None = None) -> dict[str, RegistryEn
     required = {
         f.name for f in fields(RegistryEntry) if f.default is MISSING and f.default_factory is MISSING
     }
+    aliases = {}
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise SeparateError(f"registry entry '{name}' in '{path}' is not a table")
+        if "same_as" in table:
+            aliases[name] = table
+            continue
         if "bundled" not in table and "hub" not in table:
             raise SeparateError(f"registry entry '{name}' in '{path}' needs 'bundled' or 'hub'")
         hub = table.get("hub", {})
@@ -203,7 +210,35 @@ def registry(path: str | os.PathLike[str] | None = None) -> dict[str, RegistryEn
             raise SeparateError(f"registry entry '{name}' in '{path}': {problem}")
         entries[name] = RegistryEntry(name=name, **table)
         from_table(entries[name].fast_path, f"registry entry '{name}' in '{path}': fast_path")
-    return entries
+    for name, table in aliases.items():
+        entries[name] = _alias(name, table, entries, path)
+    return {name: entries[name] for name in tables}
+
+
+ALIAS_KEYS = {"same_as", "description", "default"}
+
+
+def _alias(name: str, table: dict, entries: dict[str, RegistryEntry], path: Path) -> RegistryEntry:
+    """A role name's entry: the target's file, architecture and figures under ``name``."""
+    from dataclasses import replace
+
+    unknown = sorted(set(table) - ALIAS_KEYS)
+    if unknown:
+        raise SeparateError(
+            f"registry entry '{name}' in '{path}': unknown key(s) {', '.join(unknown)} beside 'same_as'"
+        )
+    target = entries.get(table["same_as"])
+    if target is None:
+        raise SeparateError(
+            f"registry entry '{name}' in '{path}': 'same_as' names no model entry ('{table['same_as']}')"
+        )
+    return replace(
+        target,
+        name=name,
+        same_as=target.name,
+        description=table.get("description", target.description),
+        default=bool(table.get("default", False)),
+    )
 
 
 def fetch(entry: RegistryEntry) -> Path:

@@ -117,6 +117,47 @@ sha256 = "{"f" * 64}"
         checkpoints.load_model("nope")
 
 
+def test_registry_role_name_takes_its_targets_file_and_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
+    target = f"""
+[models.family-2spk]
+architecture = "convtasnet"
+task = "speech"
+sources = ["s1", "s2"]
+sample_rate = 8000
+bundled = "{ckpt}"
+sha256 = "{checkpoints.file_sha256(ckpt)}"
+refine = true
+metrics = {{ si_snri = 3.5 }}
+"""
+    role = '[models.role-2spk]\nsame_as = "family-2spk"\ndescription = "the best"\ndefault = true\n'
+    monkeypatch.setenv("SEPARATE_REGISTRY", str(_write_registry(tmp_path / "reg.toml", role + target)))
+    entries = checkpoints.registry()
+    assert list(entries) == ["role-2spk", "family-2spk"]
+    role_entry, family = entries["role-2spk"], entries["family-2spk"]
+    assert role_entry.same_as == "family-2spk" and role_entry.description == "the best"
+    assert (role_entry.sha256, role_entry.metrics, role_entry.refine) == (
+        family.sha256,
+        {"si_snri": 3.5},
+        True,
+    )
+    assert role_entry.default and not family.default
+    assert checkpoints.default_model_name() == "role-2spk" and checkpoints.default_refine("role-2spk")
+    assert checkpoints.load_model("role-2spk").sources == ["s1", "s2"]
+    listing = run_cli("models", "list", env={"SEPARATE_REGISTRY": str(tmp_path / "reg.toml")})
+    assert "role-2spk (= family-2spk)" in listing.stdout.decode()
+
+    for body, problem in (
+        ('[models.role]\nsame_as = "nope"\n', "names no model entry"),
+        ('[models.role]\nsame_as = "family-2spk"\nsha256 = "0"\n' + target, "unknown key"),
+    ):
+        monkeypatch.setenv("SEPARATE_REGISTRY", str(_write_registry(tmp_path / "bad.toml", body)))
+        with pytest.raises(SeparateError, match=problem):
+            checkpoints.registry()
+
+
 def _fake_hub_cache(cache: Path, repo: str, filename: str, source: Path, commit: str) -> None:
     """The on-disk layout huggingface_hub reads: models--org--name/{refs/main, snapshots/<commit>/file}."""
     root = cache / f"models--{repo.replace('/', '--')}"

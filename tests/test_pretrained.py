@@ -87,7 +87,11 @@ def test_speech_model_separates_the_demo(tmp_path: Path) -> None:
 
 
 TWO_SPEAKER_MODELS = sorted(
-    name for name, entry in ENTRIES.items() if entry.task == "speech" and len(entry.sources) == 2
+    name
+    for name, entry in ENTRIES.items()
+    if entry.task == "speech"
+    and len(entry.sources) == 2
+    and not entry.same_as  # a role name's file is its target's
 )
 
 

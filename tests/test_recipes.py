@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from separate.bench.complexity import count_parameters
+from separate.checkpoints import fetch, registry
 from separate.errors import SeparateError
 from separate.training import check_recipe, resolve_recipe
 from separate.training import recipe as recipe_module
@@ -128,12 +129,14 @@ def test_differences_ignore_what_a_resume_may_change() -> None:
     assert recipe_module.differences(old, new) == ["model.blocks", "train.lr"]
 
 
-WARM_STARTS = sorted((RECIPE_FOLDER / "pretrained" / "warm").glob("*.safetensors"))
+SHIPPED = {name: entry for name, entry in registry().items() if not entry.same_as}
 
 
-@pytest.mark.parametrize("path", WARM_STARTS, ids=[path.stem for path in WARM_STARTS])
-def test_a_warm_start_file_fits_its_recipe(path: Path) -> None:
-    config = resolve_recipe(path.parents[1] / f"{path.stem}.toml")
-    model = build_model(config)
-    load_initial_weights(model, str(path))
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_file_fits_the_recipe_of_its_card(name: str) -> None:
+    """So that ``--set train.init=separate/pretrained/NAME.safetensors`` fine-tunes it."""
+    entry = SHIPPED[name]
+    recipe = RECIPE_FOLDER.parents[1] / entry.card["recipe"].split()[0]
+    model = build_model(resolve_recipe(recipe))
+    load_initial_weights(model, str(fetch(entry)))
     assert all(bool(parameter.isfinite().all()) for parameter in model.parameters())

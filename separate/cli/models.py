@@ -31,7 +31,9 @@ def list_models(as_json: bool = json_option) -> None:
         table.add_column(column)
     for entry in entries.values():
         table.add_row(
-            entry.name + (" (default)" if entry.default else ""),
+            entry.name
+            + (f" (= {entry.same_as})" if entry.same_as else "")
+            + (" (default)" if entry.default else ""),
             entry.architecture,
             entry.task,
             ",".join(entry.sources),
