@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -373,6 +374,19 @@ def test_runs_whose_config_holds_the_removed_debug_table_still_resume(tmp_path: 
     assert summary["epochs"] == 3
     summary = train(run / "config.json", ["train.epochs=4"], out=run, resume=True, device="cpu")
     assert summary["epochs"] == 4
+
+
+def test_a_run_started_from_init_weights_resumes_after_the_file_is_gone(
+    tiny_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    start = tmp_path / "start.safetensors"
+    shutil.copyfile(tiny_run[0] / "model.safetensors", start)
+    run = tmp_path / "tuned"
+    train(TINY, [*FAST, f"train.init={start}"], out=run, device="cpu")
+    start.unlink()
+    for init in (f"train.init={start}", "train.init="):  # the recipe as it was, or without the file
+        summary = train(TINY, [*FAST, "train.epochs=3", init], out=run, resume=True, device="cpu")
+    assert summary["epochs"] == 3
 
 
 def test_early_stopping_ends_a_run_that_stops_improving(tmp_path: Path) -> None:

@@ -60,7 +60,8 @@ class Trainer:
     """One training run of a resolved config (see :func:`separate.training.train` for the entry point).
 
     ``progress_every``: seconds between progress records (0: none); ``signals``: the stop flag
-    (an active :class:`StopSignals`).
+    (an active :class:`StopSignals`); ``start_weights``: load ``train.init`` (off when resuming:
+    the state holds the weights, and the init file may be gone).
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class Trainer:
         reporter: Reporter,
         progress_every: float = 0.0,
         signals: StopSignals | None = None,
+        start_weights: bool = True,
     ) -> None:
         self.config, self.paths, self.dist = config, paths, dist
         self.reporter = reporter if dist.is_main else Reporter()
@@ -82,7 +84,7 @@ class Trainer:
         seed_everything(train["seed"])
         self.model = build_model(config)
         self.loss = build_loss_module(config, self.model)
-        if train["init"]:
+        if train["init"] and start_weights:
             load_initial_weights(self.model, train["init"])
         use_amp = train["amp"] and device.type == "cuda"
         amp_dtype = getattr(torch, train["amp_dtype"]) if use_amp else None

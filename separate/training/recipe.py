@@ -96,6 +96,7 @@ RESUMABLE_CHANGES = {
     ("paper",),
     ("train", "epochs"),
     ("train", "save_every_steps"),
+    ("train", "init"),  # the starting weights: a resumed run takes its weights from its state
     ("data", "num_workers"),
     ("debug",),  # a legacy table: runs started before it was dropped resume with recipes without it
 }

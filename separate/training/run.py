@@ -92,7 +92,9 @@ def train(
     dist = Distributed.setup(device)
     try:
         with StopSignals() as signals:
-            trainer = Trainer(config, paths, dist, reporter, progress_every, signals)
+            trainer = Trainer(
+                config, paths, dist, reporter, progress_every, signals, start_weights=not resuming
+            )
             if resuming:
                 _restore(trainer, paths, dist.is_main)
             elif dist.is_main:
