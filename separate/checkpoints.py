@@ -11,7 +11,7 @@ import difflib
 import hashlib
 import json
 import os
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -220,8 +220,6 @@ ALIAS_KEYS = {"same_as", "description", "default"}
 
 def _alias(name: str, table: dict, entries: dict[str, RegistryEntry], path: Path) -> RegistryEntry:
     """A role name's entry: the target's file, architecture and figures under ``name``."""
-    from dataclasses import replace
-
     unknown = sorted(set(table) - ALIAS_KEYS)
     if unknown:
         raise SeparateError(
