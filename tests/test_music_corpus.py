@@ -217,6 +217,8 @@ def test_loader_reads_train_valid_test(built) -> None:
     assert [item.name for item in valid.items] == manifest["splits"]["valid"]
     listed = make_dataset("musdbhq", out, "valid", validation="corpus")
     assert [item.name for item in listed.items] == manifest["splits"]["valid"]
+    default = make_dataset("musdbhq", out, "valid")  # a corpus root validates on its listed songs
+    assert [item.name for item in default.items] == manifest["splits"]["valid"]
     four = make_dataset("musdbhq", out, "test", targets=list(STEMS))
     assert len(four.items) == 2
 
@@ -240,6 +242,8 @@ def test_corpus_validation_holds_out_the_listed_songs_of_a_partial_build(built, 
     (partial / "corpus.json").unlink()
     with pytest.raises(SeparateError, match="corpus.json"):
         make_dataset("musdbhq", partial, "valid", validation="corpus")
+    with pytest.raises(SeparateError, match="valid split"):  # without a manifest: musdb's named tracks
+        make_dataset("musdbhq", partial, "valid")
 
 
 def test_deterministic_and_resumable(built, fixtures, tmp_path) -> None:

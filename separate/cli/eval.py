@@ -47,7 +47,11 @@ def register(app: typer.Typer) -> None:
 @eval_app.command("musdb")
 def musdb(
     root: str = typer.Option(..., "--root", help="MUSDB18 (.stem.mp4) or MUSDB18-HQ (wav folders) root."),
-    subset: str = typer.Option("test", "--subset", help="test | train | valid (musdb's validation tracks)."),
+    subset: str = typer.Option(
+        "test",
+        "--subset",
+        help="test | train | valid (musdb's validation tracks, or the songs a corpus.json lists).",
+    ),
     model: str = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
     estimates: str = typer.Option(
         None,

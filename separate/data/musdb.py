@@ -9,7 +9,8 @@ Targets are stems or sums of stems (``accompaniment = drums + bass + other``). S
 training tracks: musdb's 14 named validation tracks (``validation="musdb"``), a seeded random
 split (``validation="random"``, ``valid_fraction=0.25`` is the lightweight Wave-U-Net's 75/25,
 0.2 LTL's 80/20), the songs a built corpus lists (``validation="corpus"``), or none
-(``validation="none"``: all 100 train). ``test`` is the 50 test tracks.
+(``validation="none"``: all 100 train). The default, ``validation="auto"``, is ``corpus`` for a root
+that holds a corpus manifest and ``musdb`` otherwise. ``test`` is the 50 test tracks.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ VALIDATION_TRACKS = (
     "Traffic Experiment - Sirens",
 )
 VALIDATION_MODES = ("musdb", "random", "corpus", "none")
+#: The default mode: ``corpus`` where the root holds a manifest, else ``musdb``.
+AUTO_VALIDATION = "auto"
 #: What ``examples/corpora/music.py`` writes beside ``train/`` and ``test/``: its ``splits`` name the
 #: songs it rendered with validation voices.
 CORPUS_MANIFEST = "corpus.json"
@@ -76,6 +79,13 @@ def corpus_validation_tracks(root: str | os.PathLike[str]) -> list[str]:
             f"validation='corpus' needs {path} with splits.valid (from examples/corpora/music.py): {error}"
         ) from None
     return [str(name) for name in listed]
+
+
+def resolved_validation(root: str | os.PathLike[str], validation: str) -> str:
+    """``validation`` with ``auto`` resolved: ``corpus`` where ``root`` holds a manifest, else ``musdb``."""
+    if validation != AUTO_VALIDATION:
+        return validation
+    return "corpus" if os.path.isfile(os.path.join(root, CORPUS_MANIFEST)) else "musdb"
 
 
 def select_tracks(
@@ -136,7 +146,7 @@ class _MusdbTracks(SeparationDataset):
         split: str = "train",
         *,
         targets: Sequence[str] = ("vocals", "accompaniment"),
-        validation: str = "musdb",
+        validation: str = AUTO_VALIDATION,
         valid_fraction: float = 0.25,
         split_seed: int = 42,
         **options: Any,
@@ -151,6 +161,7 @@ class _MusdbTracks(SeparationDataset):
             )
         names = self._track_names(root, subset)
         if subset == "train":
+            validation = resolved_validation(root, validation)
             listed = corpus_validation_tracks(root) if validation == "corpus" else ()
             names = select_tracks(names, split, validation, valid_fraction, split_seed, listed)
         super().__init__(
@@ -178,7 +189,8 @@ class MusdbHQDataset(_MusdbTracks):
         split: ``train``, ``valid`` (both from the training tracks) or ``test``.
         targets: output sources, stems or ``accompaniment`` (default vocals + accompaniment).
         validation: ``musdb`` (14 named tracks), ``random``, ``corpus`` (the songs ``corpus.json``
-            lists as validation) or ``none``; see :func:`select_tracks`.
+            lists as validation), ``none`` or ``auto`` (``corpus`` where ``corpus.json`` exists, else
+            ``musdb``); see :func:`select_tracks`.
         valid_fraction, split_seed: the random split's size and seed.
         **options: shared options of :class:`SeparationDataset` (music usually wants
             ``segment``, ``examples_per_item`` crops per track, ``augment="music"``).
