@@ -104,7 +104,8 @@ def select_tracks(
     songs of a corpus are built.
     """
     if validation not in VALIDATION_MODES:
-        raise SeparateError(f"unknown validation split '{validation}' (known: {', '.join(VALIDATION_MODES)})")
+        known = ", ".join((*VALIDATION_MODES, AUTO_VALIDATION))
+        raise SeparateError(f"unknown validation split '{validation}' (known: {known})")
     ordered = sorted(names)
     if validation == "none":
         if split == "valid":
