@@ -64,7 +64,9 @@ def info(
     if path is not None:
         header = read_header(path)
         if result.get("metrics") and "metrics" in header:
-            header["validation_metrics"] = header.pop("metrics")  # the registry's measured figures stay
+            validation = header.pop("metrics")  # the registry's measured figures stay
+            if validation:  # a state exported mid-epoch carries none
+                header["validation_metrics"] = validation
         from separate.checkpoints import load
 
         result.update(header, path=str(path), parameters=count_parameters(load(path)))
