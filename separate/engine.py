@@ -28,7 +28,7 @@ from separate.errors import SeparateError
 from separate.fastpath import FastPath, prepare
 from separate.measures import hungarian
 from separate.models.base import SeparationModel
-from separate.refinement import refine_with_ratio_masks
+from separate.refinement import refine
 from separate.runtime import keep_large_blocks, select_device
 
 DEFAULT_SEGMENT = 10.0
@@ -98,8 +98,9 @@ class Separator:
             (:func:`sources_add_up`).
         path: how the forward pass runs (:class:`~separate.fastpath.FastPath`; default eager fp32).
             Resolve it with :func:`separate.fastpath.choose`, which falls back where it cannot run.
-        refine: re-estimate each chunk's stems with ratio masks on the mixture's spectrogram
-            (:func:`~separate.refinement.refine_with_ratio_masks`), after consistency.
+        refine: re-estimate each chunk's stems from the mixture's spectrogram
+            (:func:`~separate.refinement.refine`: a multichannel Wiener filter for stereo input, ratio
+            masks for mono), after consistency.
         shifts: passes per chunk, pass k on the chunk delayed by k * :data:`SHIFT_SECONDS`; their
             stems are realigned and averaged (:meth:`_forward`). Costs ``shifts`` times the time.
     """
@@ -343,7 +344,7 @@ class Separator:
             if self.consistency:
                 out = mixture_consistency(out.float(), mix.float(), remainder=self.remainder)
             if self.refine:
-                out = refine_with_ratio_masks(out.float(), mix.float(), self.model.sample_rate)
+                out = refine(out.float(), mix.float(), self.model.sample_rate)
         return out.float().cpu().numpy()
 
     def separate_file(

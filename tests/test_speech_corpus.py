@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import os
+import struct
 import sys
 from pathlib import Path
 
@@ -67,7 +69,39 @@ def system_root(tmp_path_factory) -> Path:
         for clip in range(count):
             _write(words / folder / f"word{clip}.wav", voice(rng, 22050, 5.0, f0), 22050)
     (words / "fr.soundtheme").write_text("<theme/>")
+    game = {
+        "010000J1.SB": voice(rng, 11025, 12.0, 110),
+        "JOE00001.SB": voice(rng, 11025, 12.0, 110),
+        "020001P1.SB": voice(rng, 11025, 12.0, 200),
+        "020002P1.SB": voice(rng, 11025, 12.0, 200),
+        "C18A_001.SB": voice(rng, 11025, 25.0, 170),
+        "C9B__001.SB": voice(rng, 11025, 25.0, 140),
+        "1000SSSS.SB": voice(rng, 11025, 25.0, 110),
+        "ROOM1.PCX": None,
+    }
+    _write_queen_data(root / "usr/share/scummvm/flight-of-the-amazon-queen/queen.1c", game)
     return root
+
+
+def _write_queen_data(path: Path, members: dict[str, np.ndarray | None]) -> None:
+    """A ``queen.1c`` as ScummVM's compression tool lays it out, its speech compressed as FLAC."""
+    blobs = {}
+    for name, audio in members.items():
+        buffer = io.BytesIO()
+        if audio is None:
+            buffer.write(b"\x00" * 64)
+        else:
+            sf.write(buffer, audio, 11025, format="FLAC")
+        blobs[name] = buffer.getvalue()
+    offset = 15 + 21 * len(blobs)
+    table = b""
+    for name, blob in blobs.items():
+        table += struct.pack(">12sBII", name.encode(), 1, offset, len(blob))
+        offset += len(blob)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        struct.pack(">4s5sIH", b"QTBL", b"CEM10", 3, len(blobs)) + table + b"".join(blobs.values())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +159,19 @@ def test_builder_splits_are_speaker_disjoint(corpus) -> None:
     held = {s for s in speakers if speakers[s]["split"] in ("valid", "test")}
     assert any(v["parent"] for v in speakers.values())
     assert not any(v["parent"] in held for v in speakers.values() if v["parent"])
+
+
+def test_game_characters_are_training_voices_without_warps(corpus) -> None:
+    out, manifest = corpus
+    speakers = manifest["speakers"]
+    game = {name: info for name, info in speakers.items() if info["origin"] == "fotaq"}
+    assert set(game) == {"fotaq-joe", "fotaq-talk02", "fotaq-cut18a", "fotaq-cut09b"}
+    assert all(info["real"] and info["split"] == "train" for info in game.values())
+    # Joe's two clips (a dialogue line and a JOE file) are one voice; descriptions are left out.
+    assert 20.0 <= game["fotaq-joe"]["seconds"] < 30.0
+    assert not any(info["parent"] in game for info in speakers.values())
+    pooled, rate = sf.read(str(out / "pool" / "8000" / "fotaq-cut18a.flac"))
+    assert rate == 8000 and len(pooled) > 20 * rate
 
 
 def test_fixed_mixtures_sum_and_csv(corpus) -> None:

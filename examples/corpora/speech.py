@@ -7,7 +7,9 @@ Stages (each skipped when its output exists, so an interrupted build resumes):
 1. **Speaker pools.** Every recorded voice of the speech packages becomes a speaker id: asterisk
    core sounds (one voice per folder; Allison's en and es are one id), tuxpaint stamp descriptions
    (one volunteer per language), fillets-ng dialogue (the file name codes the character), klettres
-   letters and ktuberling words (one voice per language; Serbian script variants are one voice).
+   letters and ktuberling words (one voice per language; Serbian script variants are one voice),
+   and the acted dialogue of the talkie game *Flight of the Amazon Queen* (one voice per character,
+   training only; see ``speech_games.py``).
    Clips are decoded, trimmed of silence, loudness-normalised and concatenated into
    ``pool/<rate>/<id>.flac`` (16-bit) at every ``--rates`` rate.
 2. **More voices** for training only: WORLD-vocoder copies of each training voice with a warped
@@ -48,12 +50,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus_cli  # noqa: E402
 from corpus_cli import log  # noqa: E402
+from speech_games import QUEEN_DATA, find_queen_speakers, open_clip  # noqa: E402
 
 WORK_RATE = 16000
 TARGET_DBFS = -25.0
 MAX_SECONDS = 20 * 60
 MIN_SECONDS = 20.0
 RESERVED = "asterisk-prompt"
+#: Packages whose voices only train: one actor may voice several of their speaker ids.
+TRAIN_ONLY_ORIGINS = ("klettres", "ktuberling", "fotaq")
+#: Packages with enough voices of their own to skip WORLD-warped copies (which take CPU-hours).
+UNWARPED_ORIGINS = ("fotaq",)
 
 LICENCES = {
     "asterisk": "CC-BY-SA-3.0 (asterisk-core-sounds-*-wav)",
@@ -61,6 +68,7 @@ LICENCES = {
     "fillets": "GPL-2+ (fillets-ng-data-cs, fillets-ng-data-nl)",
     "klettres": "GPL-2+ (klettres-data)",
     "ktuberling": "GPL-2+ (ktuberling-data)",
+    "fotaq": "Flight-of-the-Amazon-Queen-License: freeware, free redistribution (flight-of-the-amazon-queen)",
     "espeak": "GPL-3+ (espeak-ng), text GPL-2 (tuxpaint-stamps-default)",
     "flite": "BSD-like (flite)",
     "festival": "festival voice licences (festvox-*: free, see each package)",
@@ -124,13 +132,15 @@ def find_real_speakers(system_root: Path) -> list[Speaker]:
         for path in sorted(ktuberling.glob("*/*.*")):
             if path.suffix in (".wav", ".ogg"):
                 add(f"ktuberling-{path.parent.name.split('@')[0]}", "ktuberling", path)
+    for speaker_id, clips in find_queen_speakers(_rooted(system_root, QUEEN_DATA)).items():
+        speakers[speaker_id] = Speaker(speaker_id, "fotaq", True, files=clips)
     return sorted(speakers.values(), key=lambda s: s.id)
 
 
 def is_minor(speaker: Speaker) -> bool:
-    """Fillets' minor characters, klettres' letters and ktuberling's words: short clips, possibly
-    voiced by a main actor."""
-    return speaker.origin in ("klettres", "ktuberling") or (
+    """Fillets' minor characters, klettres' letters, ktuberling's words and the game's characters:
+    possibly voiced by an actor of another id, so never held out."""
+    return speaker.origin in TRAIN_ONLY_ORIGINS or (
         speaker.origin == "fillets" and not re.search(r"-(m|v)$", speaker.id)
     )
 
@@ -161,9 +171,10 @@ def assign_splits(
 
 # ----------------------------------------------------------------------------- signal shaping
 def read_mono(path: str | Path, rate: int = WORK_RATE) -> np.ndarray:
-    """``[T]`` float32 at ``rate``; unreadable files give an empty array."""
+    """``[T]`` float32 at ``rate`` of a file or an archive member (``speech_games.open_clip``);
+    unreadable clips give an empty array."""
     try:
-        audio, source_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        audio, source_rate = sf.read(open_clip(str(path)), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError):
         return np.zeros(0, np.float32)
     audio = audio.mean(axis=1)
@@ -304,7 +315,7 @@ def warp_speakers(train: list[Speaker], per_voice: int, seed: int, seconds: floa
     """``per_voice`` WORLD copies of each training voice, (formant, pitch) factors spread over
     [0.82, 1.22] x [0.6, 1.7] so that one voice's copies differ from each other."""
     warps = []
-    for speaker in train:
+    for speaker in (s for s in train if s.origin not in UNWARPED_ORIGINS):
         rng = np.random.default_rng([seed, zlib.crc32(speaker.id.encode())])
         formants = np.linspace(0.82, 1.22, per_voice) * rng.uniform(0.97, 1.03, per_voice)
         pitches = np.exp(rng.permutation(np.linspace(np.log(0.6), np.log(1.7), per_voice)))
