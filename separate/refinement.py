@@ -39,22 +39,28 @@ def refinement_fft_size(sample_rate: int, seconds: float = WINDOW_SECONDS) -> in
     return max(16, 1 << round(math.log2(seconds * sample_rate)))
 
 
+def spectrogram(signals: Tensor, n_fft: int, hop: int, window: Tensor) -> Tensor:
+    """``[..., T]`` -> complex ``[..., F, K]``."""
+    spec = torch.stft(signals.reshape(-1, signals.shape[-1]), n_fft, hop, window=window, return_complex=True)
+    return spec.reshape(*signals.shape[:-1], *spec.shape[-2:])
+
+
+def waveform(spec: Tensor, n_fft: int, hop: int, window: Tensor, length: int) -> Tensor:
+    """Complex ``[..., F, K]`` -> ``[..., length]``, the inverse of :func:`spectrogram`."""
+    signals = torch.istft(spec.reshape(-1, *spec.shape[-2:]), n_fft, hop, window=window, length=length)
+    return signals.reshape(*spec.shape[:-2], length)
+
+
 def masked_mixture(
     mix: Tensor, parts: Tensor, n_fft: int, hop: int, masks_of: Callable[[Tensor], Tensor]
 ) -> Tensor:
     """``mix: [..., T]``, ``parts: [S, ..., T]`` -> ``[S, ..., T]``: the mixture's STFT (Hann window,
     hop ``hop``) under the masks ``masks_of`` makes from the parts' magnitudes (``[S, ..., F, K]``),
     inverted. Shared by the refinement and the oracle masks of :mod:`separate.evaluation.oracle`."""
-    length = mix.shape[-1]
     window = torch.hann_window(n_fft, dtype=mix.dtype, device=mix.device)
-
-    def spectrogram(signals: Tensor) -> Tensor:  # [..., T] -> [..., F, K]
-        spec = torch.stft(signals.reshape(-1, length), n_fft, hop, window=window, return_complex=True)
-        return spec.reshape(*signals.shape[:-1], *spec.shape[-2:])
-
-    masked = masks_of(spectrogram(parts).abs()) * spectrogram(mix).unsqueeze(0)
-    signals = torch.istft(masked.reshape(-1, *masked.shape[-2:]), n_fft, hop, window=window, length=length)
-    return signals.reshape(parts.shape)
+    masks = masks_of(spectrogram(parts, n_fft, hop, window).abs())
+    masked = masks * spectrogram(mix, n_fft, hop, window).unsqueeze(0)
+    return waveform(masked, n_fft, hop, window, mix.shape[-1])
 
 
 def ratio_masks(magnitudes: Tensor, power: float = MASK_POWER, eps: float = 1e-10) -> Tensor:
@@ -121,19 +127,16 @@ def refine_with_wiener(
         return estimates
     hop = n_fft // 4
     window = torch.hann_window(n_fft, dtype=torch.float32, device=mix.device)
-    batch, sources, channels = estimates.shape[:3]
-
-    def spectrogram(signals: Tensor) -> Tensor:  # [..., T] -> [..., F, K]
-        spec = torch.stft(signals.reshape(-1, length), n_fft, hop, window=window, return_complex=True)
-        return spec.reshape(*signals.shape[:-1], *spec.shape[-2:])
-
-    mix_spec, stem_spec = spectrogram(mix.float()), spectrogram(estimates.float())
+    mix_spec = spectrogram(mix.float(), n_fft, hop, window)
+    stem_spec = spectrogram(estimates.float(), n_fft, hop, window)
     refined = torch.stack(
-        [multichannel_wiener(stem_spec[b], mix_spec[b], power_exponent, eps) for b in range(batch)]
+        [
+            multichannel_wiener(stems, mixture, power_exponent, eps)
+            for stems, mixture in zip(stem_spec, mix_spec, strict=True)
+        ]
     )
-    signals = torch.istft(refined.reshape(-1, *refined.shape[-2:]), n_fft, hop, window=window, length=length)
-    signals = signals.reshape(batch, sources, channels, length)
-    signals = signals + (mix.float() - signals.sum(1)).unsqueeze(1) / sources
+    signals = waveform(refined, n_fft, hop, window, length)
+    signals = signals + (mix.float() - signals.sum(1)).unsqueeze(1) / estimates.shape[1]
     return signals.to(estimates.dtype)
 
 
@@ -141,5 +144,5 @@ def refine(estimates: Tensor, mix: Tensor, sample_rate: int) -> Tensor:
     """``estimates: [B, S, C, T]``, ``mix: [B, C, T]``: the multichannel Wiener filter for a stereo
     (or wider) mixture, ratio masks for a mono one."""
     if mix.shape[1] >= 2:
-        return refine_with_wiener(estimates, mix, sample_rate, WIENER_WINDOW_SECONDS, WIENER_POWER)
+        return refine_with_wiener(estimates, mix, sample_rate)
     return refine_with_ratio_masks(estimates, mix, sample_rate)
