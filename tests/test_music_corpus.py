@@ -262,6 +262,15 @@ def test_deterministic_and_resumable(built, fixtures, tmp_path) -> None:
     assert (tmp_path / "test/test-000/mixture.wav").stat().st_mtime_ns == before
 
 
+def test_a_missing_soundfont_stops_the_build_before_it_starts(fixtures, tmp_path, capsys) -> None:
+    builder = _load_builder()
+    with pytest.raises(SystemExit) as stopped:
+        _args(builder, tmp_path / "out", fixtures, "--soundfonts", "usr/share/sounds/sf2/TimGM6mb.sf2")
+    assert stopped.value.code == 2
+    assert "soundfont usr/share/sounds/sf2/TimGM6mb.sf2 not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_soundfont_renders_reproducibly() -> None:
     pytest.importorskip("fluidsynth", reason="pyfluidsynth is not installed")
     fonts = [

@@ -2,10 +2,11 @@
 
     python examples/corpora/music.py --out ../data/music --speech-pool ../data/speech/pool/16000
 
-Needs ``apt-get install -y fluidsynth fluid-soundfont-gm hydrogen-drumkits fretsonfire-songs-sectoid
-fretsonfire-songs-muldjord`` (festival for its singing mode, optional) and ``pip install
-'separate[corpora]'`` (pyworld, pretty_midi, pyfluidsynth, music21), plus the speech corpus of
-``speech.py`` (its 16 kHz voice pools and ``speakers.json``).
+Needs ``apt-get install -y fluidsynth fluid-soundfont-gm timgm6mb-soundfont hydrogen-drumkits
+fretsonfire-songs-sectoid fretsonfire-songs-muldjord`` (festival for its singing mode, optional) and
+``pip install 'separate[corpora]'`` (pyworld, pretty_midi, pyfluidsynth, music21), plus the speech
+corpus of ``speech.py`` (its 16 kHz voice pools and ``speakers.json``). Every soundfont named by
+``--soundfonts`` must be installed: the songs depend on the set.
 
 Layout (MUSDB18-HQ, read by ``make_dataset("musdbhq", out, split)``): ``out/{train,test}/<song>/
 {mixture,drums,bass,other,vocals}.wav``, 16-bit, stereo, ``--rate`` Hz; the mixture is the exact
@@ -318,6 +319,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--real-crops", type=int, default=6, help="training crops per Frets on Fire song")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
+    missing = [f for f in args.soundfonts if f != "none" and not (Path(args.system_root) / f).is_file()]
+    if missing:
+        parser.error(
+            f"soundfont {', '.join(missing)} not found under {args.system_root}: install it (apt-get install "
+            "fluid-soundfont-gm timgm6mb-soundfont) or name the ones to use with --soundfonts; "
+            "the songs depend on the set"
+        )
     if args.speakers is None:
         args.speakers = str(Path(args.speech_pool).resolve().parent.parent / "speakers.json")
     return args

@@ -109,7 +109,7 @@ class Sources:
 
     def summary(self) -> str:
         return (
-            f"soundfonts={len(self.soundfonts.paths) if self.soundfonts else 0} "
+            f"soundfonts={[Path(f).name for f in self.soundfonts.paths] if self.soundfonts else []} "
             f"kits={sorted(self.kits['train'])}/test={sorted(self.kits['test'])} "
             f"voices={ {k: len(v) for k, v in self.voices.items()} } "
             f"scores={ {k: len(v) for k, v in self.scores.items()} } "

@@ -282,7 +282,8 @@ def festival_sing(
     notes: list[Note], seconds: float, out_rate: int, rng: np.random.Generator, voice: str = "kal_diphone"
 ) -> np.ndarray:
     """``notes`` sung by festival's singing mode (English words from LYRICS), phrase by phrase,
-    re-synthesised by WORLD at ``out_rate`` with the band extended. Mono ``[T]``."""
+    re-synthesised by WORLD at ``out_rate`` with the band extended; a phrase festival fails on is
+    left silent. Mono ``[T]``."""
     pw = _world()
     out = np.zeros(int(round(seconds * out_rate)), np.float32)
     bpm = 100.0  # festival: one beat lasts 50 / BPM seconds; its C4 is MIDI 48
@@ -300,12 +301,13 @@ def festival_sing(
                 f'"Singing.v0_1.dtd" []>\n<SINGING BPM="{bpm:.0f}">\n' + "\n".join(body) + "\n</SINGING>\n"
             )
             wav = Path(work, f"p{k}.wav")
-            subprocess.run(
+            sang = subprocess.run(
                 ["text2wave", "-mode", "singing", "-eval", f"(voice_{voice})", str(xml), "-o", str(wav)],
-                check=True,
                 capture_output=True,
                 env={**os.environ, "LC_ALL": "C"},
             )
+            if sang.returncode != 0:  # festival's singing mode crashes on some phrases: they stay silent
+                continue
             audio, rate = sf.read(str(wav), dtype="float64")
             if audio.ndim > 1:
                 audio = audio.mean(1)

@@ -67,7 +67,10 @@ batch_size_option = typer.Option(4, "--batch-size", help="Chunks per forward pas
 refine_option = typer.Option(
     None,
     "--refine/--no-refine",
-    help="Re-estimate stems with ratio masks on the mixture's spectrogram (default: the model's).",
+    help=(
+        "Re-estimate stems from the mixture's spectrogram: multichannel Wiener filter on stereo,"
+        " ratio masks on mono (default: the model's)."
+    ),
 )
 shifts_option = typer.Option(
     1,
