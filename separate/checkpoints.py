@@ -165,6 +165,9 @@ class RegistryEntry:
     fast_path: dict[str, Any] = field(default_factory=dict)
     #: Ratio-mask refinement on by default (``separate audio --refine``), where it measured better.
     refine: bool = False
+    #: Seconds per chunk by default (``separate audio --segment``), where it measured better than the
+    #: model's own ``default_segment``; None keeps the model's.
+    segment: float | None = None
     #: For a role name (``speech-2spk-8k``: the best two-speaker model): the entry whose file and
     #: figures it takes; such a table holds only ``same_as``, ``description`` and ``default``.
     same_as: str = ""
@@ -348,11 +351,22 @@ def default_fast_path(name: str | os.PathLike[str]) -> FastPath | None:
     return from_table(entry.fast_path) if entry is not None else None
 
 
+def _named_entry(name: object) -> RegistryEntry | None:
+    """The registry entry of a registry name; None for anything else (paths, URLs, loaded models, None)."""
+    return registry().get(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else None
+
+
 def default_refine(name: object) -> bool:
-    """The registry's ``refine`` for a model named by its registry name; False for anything else
-    (paths, URLs, loaded models, None)."""
-    entry = registry().get(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else None
+    """The registry's ``refine`` for a model named by its registry name; False for anything else."""
+    entry = _named_entry(name)
     return bool(entry.refine) if entry is not None else False
+
+
+def default_segment(name: object) -> float | None:
+    """The registry's ``segment`` (seconds per chunk) for a model named by its registry name; None for
+    anything else, or where the entry keeps the model's own."""
+    entry = _named_entry(name)
+    return entry.segment if entry is not None else None
 
 
 def load_model(name: str | os.PathLike[str]) -> SeparationModel:

@@ -91,6 +91,21 @@ def test_separator_refines_each_chunk_and_keeps_the_sum() -> None:
     assert (refined - plain).abs().max() > 1e-3
 
 
+def test_registry_segment_is_the_default_and_options_override_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
+    registry = tmp_path / "reg.toml"
+    registry.write_text("[models]\n" + registry_entry("m", ckpt, segment="0.75"))
+    monkeypatch.setenv("SEPARATE_REGISTRY", str(registry))
+    assert checkpoints.default_segment("m") == 0.75 and checkpoints.default_segment(str(ckpt)) is None
+    model = checkpoints.load_model("m")
+    options = ("cpu", None, 0.25, 4, False, None, (None, None, None))
+    assert build_separator(model, "m", *options).segment == 0.75
+    assert build_separator(model, "m", "cpu", 0.5, *options[2:]).segment == 0.5
+    assert build_separator(model, str(ckpt), *options).segment == model.default_segment
+
+
 def test_registry_refine_is_the_default_and_options_override_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

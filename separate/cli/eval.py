@@ -139,12 +139,16 @@ def _run(
     """Score a model or a folder of estimates with ``evaluate``, showing a progress bar over ``unit``.
 
     ``engine``: the separator's ``segment``, ``batch_size``, ``path`` (a label, checked here),
-    ``refine`` (None: the registry entry's) and ``shifts``."""
-    from separate.checkpoints import default_refine
+    ``refine`` and ``segment`` (None: the registry entry's) and ``shifts``."""
+    from separate.checkpoints import default_refine, default_segment
 
     loaded = _load_model(model, estimates, options)
-    refine = default_refine(model) if engine["refine"] is None else engine["refine"]
-    separator_options = {**engine, "path": _path(loaded, engine["path"], options["device"]), "refine": refine}
+    separator_options = {
+        **engine,
+        "path": _path(loaded, engine["path"], options["device"]),
+        "refine": default_refine(model) if engine["refine"] is None else engine["refine"],
+        "segment": default_segment(model) if engine["segment"] is None else engine["segment"],
+    }
     with _progress(unit) as progress:
         return evaluate(
             **options,
