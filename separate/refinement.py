@@ -29,9 +29,9 @@ WINDOW_SECONDS = 0.256
 #: Magnitude exponent of the masks (1: magnitude ratios, 2: Wiener's power ratios).
 MASK_POWER = 1.0
 #: STFT window of the multichannel Wiener filter, in seconds.
-WIENER_WINDOW_SECONDS = 0.512
+WIENER_WINDOW_SECONDS = 1.024
 #: Exponent of the stems' magnitudes that stands for their power in the Wiener filter (2: power).
-WIENER_POWER = 1.25
+WIENER_POWER = 1.5
 
 
 def refinement_fft_size(sample_rate: int, seconds: float = WINDOW_SECONDS) -> int:
