@@ -347,7 +347,7 @@ def default_model_name() -> str:
 
 def default_fast_path(name: str | os.PathLike[str]) -> FastPath | None:
     """The registry's ``fast_path`` for a model named by its registry name; None for paths and URLs."""
-    entry = registry().get(os.fspath(name))
+    entry = _named_entry(name)
     return from_table(entry.fast_path) if entry is not None else None
 
 
