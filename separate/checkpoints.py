@@ -369,6 +369,15 @@ def default_segment(name: object) -> float | None:
     return entry.segment if entry is not None else None
 
 
+def separator_defaults(name: object, refine: bool | None, segment: float | None) -> tuple[bool, float | None]:
+    """``refine`` and ``segment`` as given; each one left None takes the registry entry's (see
+    :func:`default_refine`, :func:`default_segment`)."""
+    return (
+        default_refine(name) if refine is None else refine,
+        default_segment(name) if segment is None else segment,
+    )
+
+
 def load_model(name: str | os.PathLike[str]) -> SeparationModel:
     """Load a model by registry name, local ``.safetensors`` path or ``hf://org/repo/file[@rev]``."""
     return load(resolve(os.fspath(name)))

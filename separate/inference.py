@@ -235,16 +235,15 @@ def build_separator(
     when ``name`` is a registry name, else eager fp32 (see :func:`separate.fastpath.choose`).
     ``refine=None`` takes the registry entry's ``refine`` (off for paths and URLs), ``segment=None`` its
     ``segment`` (else the model's own); ``shifts``: see :class:`~separate.engine.Separator`."""
-    from separate.checkpoints import default_fast_path, default_refine, default_segment
+    from separate.checkpoints import default_fast_path, separator_defaults
     from separate.engine import Separator
     from separate.fastpath import choose
     from separate.runtime import select_device
 
-    segment = default_segment(name) if segment is None else segment
+    refine, segment = separator_defaults(name, refine, segment)
     check_receptive_field(segment, loaded)
     default = default_fast_path(name) if isinstance(name, (str, os.PathLike)) else None
     path = choose(loaded, select_device(device), *path_options, default)
-    refine = default_refine(name) if refine is None else refine
     return Separator(
         loaded,
         device,

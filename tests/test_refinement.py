@@ -91,16 +91,27 @@ def test_separator_refines_each_chunk_and_keeps_the_sum() -> None:
     assert (refined - plain).abs().max() > 1e-3
 
 
+#: build_separator's arguments after the model and its name: device, segment, overlap, batch size,
+#: half, consistency, path options.
+SEPARATOR_OPTIONS = ("cpu", None, 0.25, 4, False, None, (None, None, None))
+
+
+def _registered_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **entry: str) -> Path:
+    """A tiny model file registered as ``m`` with the ``entry`` keys (TOML literals); its path."""
+    ckpt = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
+    registry = tmp_path / "reg.toml"
+    registry.write_text("[models]\n" + registry_entry("m", ckpt, **entry))
+    monkeypatch.setenv("SEPARATE_REGISTRY", str(registry))
+    return ckpt
+
+
 def test_registry_segment_is_the_default_and_options_override_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ckpt = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
-    registry = tmp_path / "reg.toml"
-    registry.write_text("[models]\n" + registry_entry("m", ckpt, segment="0.75"))
-    monkeypatch.setenv("SEPARATE_REGISTRY", str(registry))
+    ckpt = _registered_model(tmp_path, monkeypatch, segment="0.75")
     assert checkpoints.default_segment("m") == 0.75 and checkpoints.default_segment(str(ckpt)) is None
     model = checkpoints.load_model("m")
-    options = ("cpu", None, 0.25, 4, False, None, (None, None, None))
+    options = SEPARATOR_OPTIONS
     assert build_separator(model, "m", *options).segment == 0.75
     assert build_separator(model, "m", "cpu", 0.5, *options[2:]).segment == 0.5
     assert build_separator(model, str(ckpt), *options).segment == model.default_segment
@@ -109,13 +120,10 @@ def test_registry_segment_is_the_default_and_options_override_it(
 def test_registry_refine_is_the_default_and_options_override_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ckpt = checkpoints.save(tiny_model(), tmp_path / "m.safetensors")
-    registry = tmp_path / "reg.toml"
-    registry.write_text("[models]\n" + registry_entry("m", ckpt, refine="true"))
-    monkeypatch.setenv("SEPARATE_REGISTRY", str(registry))
+    ckpt = _registered_model(tmp_path, monkeypatch, refine="true")
     assert checkpoints.default_refine("m") and not checkpoints.default_refine(str(ckpt))
     model = checkpoints.load_model("m")
-    options = ("cpu", None, 0.25, 4, False, None, (None, None, None))
+    options = SEPARATOR_OPTIONS
     assert build_separator(model, "m", *options).refine
     assert not build_separator(model, "m", *options, refine=False).refine
     assert not build_separator(model, str(ckpt), *options).refine

@@ -140,14 +140,15 @@ def _run(
 
     ``engine``: the separator's ``segment``, ``batch_size``, ``path`` (a label, checked here),
     ``refine`` and ``segment`` (None: the registry entry's) and ``shifts``."""
-    from separate.checkpoints import default_refine, default_segment
+    from separate.checkpoints import separator_defaults
 
     loaded = _load_model(model, estimates, options)
+    refine, segment = separator_defaults(model, engine["refine"], engine["segment"])
     separator_options = {
         **engine,
         "path": _path(loaded, engine["path"], options["device"]),
-        "refine": default_refine(model) if engine["refine"] is None else engine["refine"],
-        "segment": default_segment(model) if engine["segment"] is None else engine["segment"],
+        "refine": refine,
+        "segment": segment,
     }
     with _progress(unit) as progress:
         return evaluate(
