@@ -325,6 +325,18 @@ def test_fixed_order_losses_keep_the_order():
     assert not build_loss("snr", 3).permutation_invariant
 
 
+def test_fixed_order_loss_weights_sources():
+    est, tgt, _ = _permuted_mixture(2, 2, 2 * 200, noise=0.3, seed=17)
+    est, tgt = est.view(2, 2, 2, 200), tgt.view(2, 2, 2, 200)
+    per_source = neg_si_snr(est, tgt).mean(2)  # [B, J]: channels averaged
+    weighted = build_loss("sisnr", 2, weights=[1.0, 3.0])(est, tgt).loss
+    torch.testing.assert_close(weighted, (0.25 * per_source[:, 0] + 0.75 * per_source[:, 1]).mean())
+    torch.testing.assert_close(build_loss("sisnr", 2, weights=[2, 2])(est, tgt).loss, per_source.mean())
+    for bad in ([1.0], [1.0, 0.0], [1.0, -2.0]):
+        with pytest.raises(SeparateError, match="weights"):
+            build_loss("sisnr", 2, weights=bad)
+
+
 def test_loss_state_and_config():
     attention = build_loss("attn-hun", 5, reg="hoyer", g_mode="shared")
     assert attention.config == {"name": "attn-hun", "n_src": 5, "reg": "hoyer", "g_mode": "shared"}

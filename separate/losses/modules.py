@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, ClassVar, Literal
 
+import torch
 from torch import Tensor
 
 from separate.errors import SeparateError
@@ -27,7 +28,11 @@ Solver = Literal["auto", "exhaustive", "hungarian"]
 
 
 class FixedOrderLoss(SeparationLoss):
-    """No permutation: estimate j is compared with target j (music stems, or a model with fixed roles)."""
+    """No permutation: estimate j is compared with target j (music stems, or a model with fixed roles).
+
+    ``weights``: one positive weight per source (recipe ``[loss] weights = [1.0, 3.0]``); the loss is
+    the weighted mean over sources, so a stem that matters more can pull harder. Default: equal.
+    """
 
     permutation_invariant: ClassVar[bool] = False
 
@@ -37,13 +42,26 @@ class FixedOrderLoss(SeparationLoss):
         signal_loss: str = "sisnr",
         threshold_byloss: bool = False,
         loss_threshold: float = LOSS_THRESHOLD,
+        weights: list[float] | None = None,
     ) -> None:
         super().__init__(n_src, signal_loss, threshold_byloss, loss_threshold)
+        if weights is None:
+            weights = [1.0] * n_src
+        numbers = all(isinstance(w, int | float) and not isinstance(w, bool) and w > 0 for w in weights)
+        if len(weights) != n_src or not numbers:
+            raise SeparateError(
+                f"loss weights must be {n_src} positive numbers, one per source, got {weights!r}"
+            )
+        total = float(sum(weights))
+        self.register_buffer("weights", torch.tensor([w / total for w in weights]), persistent=False)
 
     def forward(self, est: Tensor, tgt: Tensor) -> LossResult:
-        """``est, tgt: [B, J, T]`` or ``[B, J, C, T]``; mean loss over sources (and channels)."""
+        """``est, tgt: [B, J, T]`` or ``[B, J, C, T]``; weighted mean over sources (mean over channels)."""
         self._check(est, tgt)
-        per_item = LOSSES[self.signal_loss](est, tgt).flatten(1).mean(1)
+        per_source = LOSSES[self.signal_loss](est, tgt)
+        if per_source.dim() == 3:
+            per_source = per_source.mean(2)
+        per_item = (per_source * self.weights.to(per_source.dtype)).sum(1)
         loss, metrics = self._reduce(per_item)
         return LossResult(loss, None, metrics)
 
