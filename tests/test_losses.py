@@ -332,7 +332,7 @@ def test_fixed_order_loss_weights_sources():
     weighted = build_loss("sisnr", 2, weights=[1.0, 3.0])(est, tgt).loss
     torch.testing.assert_close(weighted, (0.25 * per_source[:, 0] + 0.75 * per_source[:, 1]).mean())
     torch.testing.assert_close(build_loss("sisnr", 2, weights=[2, 2])(est, tgt).loss, per_source.mean())
-    for bad in ([1.0], [1.0, 0.0], [1.0, -2.0]):
+    for bad in ([1.0], [1.0, 0.0], [1.0, -2.0], 3.0, [True, 1.0]):
         with pytest.raises(SeparateError, match="weights"):
             build_loss("sisnr", 2, weights=bad)
 

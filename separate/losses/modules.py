@@ -47,8 +47,10 @@ class FixedOrderLoss(SeparationLoss):
         super().__init__(n_src, signal_loss, threshold_byloss, loss_threshold)
         if weights is None:
             weights = [1.0] * n_src
-        numbers = all(isinstance(w, int | float) and not isinstance(w, bool) and w > 0 for w in weights)
-        if len(weights) != n_src or not numbers:
+        numbers = isinstance(weights, list | tuple) and all(
+            isinstance(w, int | float) and not isinstance(w, bool) and w > 0 for w in weights
+        )
+        if not numbers or len(weights) != n_src:
             raise SeparateError(
                 f"loss weights must be {n_src} positive numbers, one per source, got {weights!r}"
             )
