@@ -63,7 +63,7 @@ class FixedOrderLoss(SeparationLoss):
         per_source = LOSSES[self.signal_loss](est, tgt)
         if per_source.dim() == 3:
             per_source = per_source.mean(2)
-        per_item = (per_source * self.weights.to(per_source.dtype)).sum(1)
+        per_item = (per_source * self.weights).sum(1)
         loss, metrics = self._reduce(per_item)
         return LossResult(loss, None, metrics)
 
