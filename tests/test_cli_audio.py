@@ -164,7 +164,7 @@ def test_nan_or_inf_samples_leave_nothing_behind(
     data = np.zeros((8000 * 3, 1), np.float32)
     data[8000 * 2 + 7] = bad
     sf.write(tmp_path / "n.wav", data, 8000, subtype="FLOAT")
-    out = tmp_path / "o"
+    out = tmp_path / "o" / "deeper"
     err = _fails(
         capsys,
         "audio",
@@ -177,7 +177,29 @@ def test_nan_or_inf_samples_leave_nothing_behind(
         "0.5",
     )
     assert "NaN or infinite" in err and "2.001 s" in err and str(tmp_path / "n.wav") in err
-    assert not any(p.is_file() for p in out.rglob("*"))
+    assert not (tmp_path / "o").exists()  # nor the folders made for the stems
+
+
+def test_a_failed_track_keeps_the_folders_that_were_there(
+    capsys, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    data = np.zeros((8000 * 3, 1), np.float32)
+    data[8000 * 2] = np.nan
+    sf.write(tmp_path / "n.wav", data, 8000, subtype="FLOAT")
+    out = tmp_path / "o"
+    (out / "n").mkdir(parents=True)
+    _fails(
+        capsys,
+        "audio",
+        str(tmp_path / "n.wav"),
+        "-m",
+        str(tiny_checkpoint),
+        "-o",
+        str(out),
+        "--segment",
+        "0.5",
+    )
+    assert (out / "n").is_dir() and not any((out / "n").iterdir())
 
 
 def test_too_many_channels(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -63,7 +63,8 @@ class StemWriter:
     """Writes one stem block by block to a hidden temporary file.
 
     ``path == "-"`` publishes the finished file on stdout (:meth:`publish`); other paths are renamed
-    into place by :func:`commit_stems`. :meth:`abort` removes the partial file.
+    into place by :func:`commit_stems`. :meth:`abort` removes the partial file and the folders this
+    writer made for it, where they are left empty.
     """
 
     def __init__(self, path: str, sample_rate: int, channels: int, fmt: str, subtype: str) -> None:
@@ -72,10 +73,12 @@ class StemWriter:
         self.shown = "stdout" if self.target is None else str(self.target)
         self.clip = has_full_scale(subtype)
         self.committed = False
+        self.created_folders: list[Path] = []
         try:
             if self.target is None:
                 folder, prefix = tempfile.gettempdir(), "separate-stdout-"
             else:
+                self.created_folders = missing_folders(self.target.parent)
                 self.target.parent.mkdir(parents=True, exist_ok=True)
                 folder, prefix = str(self.target.parent), f".{self.target.name}."
             handle, partial = tempfile.mkstemp(prefix=prefix, suffix=f".{fmt}.partial", dir=folder)
@@ -88,6 +91,7 @@ class StemWriter:
         except (OSError, sf.LibsndfileError) as problem:
             if hasattr(self, "partial"):
                 self.partial.unlink(missing_ok=True)
+            remove_empty_folders(self.created_folders)
             raise write_error(problem, self.shown) from None
 
     def write(self, block: np.ndarray) -> None:
@@ -127,6 +131,23 @@ class StemWriter:
                 pass
         if not self.committed:
             self.partial.unlink(missing_ok=True)
+            remove_empty_folders(self.created_folders)
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its ancestors that do not exist yet, deepest first."""
+    return [path for path in (folder, *folder.parents) if not path.exists()]
+
+
+def remove_empty_folders(folders: Sequence[Path]) -> None:
+    """Remove ``folders`` in order; stop at the first that is not empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
 
 
 def commit_stems(writers: Sequence[StemWriter]) -> None:
