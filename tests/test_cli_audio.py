@@ -157,25 +157,20 @@ def test_zero_length_audio(capsys, tiny_checkpoint: Path, tmp_path: Path) -> Non
     assert "no audio" in _fails(capsys, "audio", str(tmp_path / "z.wav"), "-m", str(tiny_checkpoint))
 
 
+def _fails_at_two_seconds(capsys, checkpoint: Path, tmp_path: Path, out: Path, bad: float = np.nan) -> str:
+    """Separate 3 s of 8 kHz audio whose sample at 2.001 s is ``bad`` into ``out``; stderr's line."""
+    data = np.zeros((8000 * 3, 1), np.float32)
+    data[8000 * 2 + 7] = bad
+    sf.write(tmp_path / "n.wav", data, 8000, subtype="FLOAT")
+    args = ["audio", str(tmp_path / "n.wav"), "-m", str(checkpoint), "-o", str(out), "--segment", "0.5"]
+    return _fails(capsys, *args)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_or_inf_samples_leave_nothing_behind(
     capsys, tiny_checkpoint: Path, tmp_path: Path, bad: float
 ) -> None:
-    data = np.zeros((8000 * 3, 1), np.float32)
-    data[8000 * 2 + 7] = bad
-    sf.write(tmp_path / "n.wav", data, 8000, subtype="FLOAT")
-    out = tmp_path / "o" / "deeper"
-    err = _fails(
-        capsys,
-        "audio",
-        str(tmp_path / "n.wav"),
-        "-m",
-        str(tiny_checkpoint),
-        "-o",
-        str(out),
-        "--segment",
-        "0.5",
-    )
+    err = _fails_at_two_seconds(capsys, tiny_checkpoint, tmp_path, tmp_path / "o" / "deeper", bad)
     assert "NaN or infinite" in err and "2.001 s" in err and str(tmp_path / "n.wav") in err
     assert not (tmp_path / "o").exists()  # nor the folders made for the stems
 
@@ -183,23 +178,9 @@ def test_nan_or_inf_samples_leave_nothing_behind(
 def test_a_failed_track_keeps_the_folders_that_were_there(
     capsys, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    data = np.zeros((8000 * 3, 1), np.float32)
-    data[8000 * 2] = np.nan
-    sf.write(tmp_path / "n.wav", data, 8000, subtype="FLOAT")
-    out = tmp_path / "o"
-    (out / "n").mkdir(parents=True)
-    _fails(
-        capsys,
-        "audio",
-        str(tmp_path / "n.wav"),
-        "-m",
-        str(tiny_checkpoint),
-        "-o",
-        str(out),
-        "--segment",
-        "0.5",
-    )
-    assert (out / "n").is_dir() and not any((out / "n").iterdir())
+    (tmp_path / "o" / "n").mkdir(parents=True)
+    assert "NaN" in _fails_at_two_seconds(capsys, tiny_checkpoint, tmp_path, tmp_path / "o")
+    assert (tmp_path / "o" / "n").is_dir() and not any((tmp_path / "o" / "n").iterdir())
 
 
 def test_too_many_channels(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
