@@ -9,6 +9,7 @@ import torch
 
 from separate.bench.complexity import count_parameters
 from separate.bench.losses import benchmark_pit_losses, format_table
+from separate.consistency import mixture_consistency
 from separate.errors import SeparateError
 from separate.losses import (
     LOSS_NAMES,
@@ -32,6 +33,7 @@ from separate.losses.attentionpit import (
 )
 from separate.losses.pit import exhaustive_pit, hungarian_pit, permutations
 from separate.losses.sinkpit import beta_schedule, sinkpit
+from separate.refinement import refine_with_ratio_masks, refinement_fft_size
 
 
 def _generator(seed: int = 0) -> torch.Generator:
@@ -335,6 +337,24 @@ def test_fixed_order_loss_weights_sources():
     for bad in ([1.0], [1.0, 0.0], [1.0, -2.0], 3.0, [True, 1.0]):
         with pytest.raises(SeparateError, match="weights"):
             build_loss("sisnr", 2, weights=bad)
+
+
+def test_fixed_order_loss_can_score_the_refined_stems():
+    """``refine`` scores what the engine's consistency + ratio-mask refinement make of the stems."""
+    est, tgt, _ = _permuted_mixture(2, 2, 4096, noise=0.5, seed=18)
+    est = est * torch.tensor([0.3, 2.0]).view(1, 2, 1)  # stems at the arbitrary scales SI-SNR allows
+    mix = tgt.sum(1, keepdim=True)  # [B, 1, T]
+    engine = refine_with_ratio_masks(mixture_consistency(est.unsqueeze(2), mix), mix, 4000, power=1.5)
+    assert refinement_fft_size(4000) == 1024
+    refined = build_loss("sisnr", 2, refine={"n_fft": 1024, "power": 1.5})
+    torch.testing.assert_close(refined(est, tgt).loss, neg_si_snr(engine.squeeze(2), tgt).mean())
+    assert not torch.allclose(refined(est, tgt).loss, build_loss("sisnr", 2)(est, tgt).loss)
+    leaf = est.clone().requires_grad_(True)
+    refined(leaf, tgt).loss.backward()
+    assert leaf.grad is not None and leaf.grad.isfinite().all() and leaf.grad.abs().sum() > 0
+    for bad in ({"n_fft": 1000, "power": 1.5}, {"n_fft": 1024}, {"n_fft": 1024, "power": 0}, 1024):
+        with pytest.raises(SeparateError, match="loss refine"):
+            build_loss("sisnr", 2, refine=bad)
 
 
 def test_loss_state_and_config():

@@ -21,6 +21,7 @@ from separate.errors import SeparateError
 from separate.losses.attentionpit import AttentionPIT, GMode, Regulariser, lambda_schedule
 from separate.losses.base import LOSS_THRESHOLD, LossResult, SeparationLoss
 from separate.losses.pit import exhaustive_pit, gather_assigned, hungarian_permutation, hungarian_pit
+from separate.losses.refined import refine_options, refined_estimates
 from separate.losses.sinkpit import DEFAULT_N_ITER, beta_schedule, sinkpit
 from separate.losses.sisnr import LOSSES
 
@@ -32,6 +33,8 @@ class FixedOrderLoss(SeparationLoss):
 
     ``weights``: one positive weight per source (recipe ``[loss] weights = [1.0, 3.0]``); the loss is
     the weighted mean over sources, so a stem that matters more can pull harder. Default: equal.
+    ``refine``: ``{n_fft, power}`` scores the stems after the inference's consistency and ratio-mask
+    refinement (:mod:`separate.losses.refined`) instead of the raw ones. Default: raw.
     """
 
     permutation_invariant: ClassVar[bool] = False
@@ -43,8 +46,10 @@ class FixedOrderLoss(SeparationLoss):
         threshold_byloss: bool = False,
         loss_threshold: float = LOSS_THRESHOLD,
         weights: list[float] | None = None,
+        refine: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(n_src, signal_loss, threshold_byloss, loss_threshold)
+        self.refine = refine_options(refine)
         if weights is None:
             weights = [1.0] * n_src
         numbers = isinstance(weights, list | tuple) and all(
@@ -60,6 +65,8 @@ class FixedOrderLoss(SeparationLoss):
     def forward(self, est: Tensor, tgt: Tensor) -> LossResult:
         """``est, tgt: [B, J, T]`` or ``[B, J, C, T]``; weighted mean over sources (mean over channels)."""
         self._check(est, tgt)
+        if self.refine is not None:
+            est = refined_estimates(est, tgt, *self.refine)
         per_source = LOSSES[self.signal_loss](est, tgt)
         if per_source.dim() == 3:
             per_source = per_source.mean(2)
