@@ -74,7 +74,14 @@ def refine_with_ratio_masks(
     estimates: Tensor, mix: Tensor, sample_rate: int, power: float = MASK_POWER, eps: float = 1e-10
 ) -> Tensor:
     """``estimates: [B, S, C, T]``, ``mix: [B, C, T]`` -> ``[B, S, C, T]``, stem j ``mask_j * STFT(mix)``."""
-    n_fft = refinement_fft_size(sample_rate)
+    return ratio_mask_refinement(estimates, mix, refinement_fft_size(sample_rate), power, eps)
+
+
+def ratio_mask_refinement(
+    estimates: Tensor, mix: Tensor, n_fft: int, power: float, eps: float = 1e-10
+) -> Tensor:
+    """:func:`refine_with_ratio_masks` over an ``n_fft``-sample window (hop ``n_fft // 4``); inputs
+    shorter than half a window come back unchanged. Differentiable (the losses train through it)."""
     if estimates.shape[-1] < n_fft // 2 + 1:
         return estimates
     refined = masked_mixture(

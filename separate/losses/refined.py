@@ -18,7 +18,7 @@ from torch import Tensor
 
 from separate.consistency import mixture_consistency
 from separate.errors import SeparateError
-from separate.refinement import masked_mixture, ratio_masks
+from separate.refinement import ratio_mask_refinement
 
 REFINE_KEYS = ("n_fft", "power")
 
@@ -46,9 +46,4 @@ def refined_estimates(est: Tensor, tgt: Tensor, n_fft: int, power: float) -> Ten
     stems = est if est.dim() == 4 else est.unsqueeze(2)  # [B, J, C, T]
     mix = (tgt if tgt.dim() == 4 else tgt.unsqueeze(2)).sum(1).to(stems.dtype)  # [B, C, T]
     consistent = mixture_consistency(stems, mix)
-    if mix.shape[-1] <= n_fft // 2:
-        return consistent.reshape(est.shape)
-    refined = masked_mixture(
-        mix, consistent.transpose(0, 1), n_fft, n_fft // 4, lambda magnitudes: ratio_masks(magnitudes, power)
-    )
-    return refined.transpose(0, 1).reshape(est.shape)
+    return ratio_mask_refinement(consistent, mix, n_fft, power).reshape(est.shape)
