@@ -357,6 +357,20 @@ def test_fixed_order_loss_can_score_the_refined_stems():
             build_loss("sisnr", 2, refine=bad)
 
 
+def test_pit_loss_can_score_the_refined_speakers():
+    """A PIT loss with ``refine`` finds the assignment over the engine's refined estimates."""
+    est, tgt, shuffle = _permuted_mixture(3, 2, 4096, noise=0.4, seed=19)
+    mix = tgt.sum(1, keepdim=True)  # [B, 1, T]
+    engine = refine_with_ratio_masks(mixture_consistency(est.unsqueeze(2), mix), mix, 8000).squeeze(2)
+    assert refinement_fft_size(8000) == 2048
+    refined = build_loss("pit", 2, refine={"n_fft": 2048, "power": 1.0})
+    result = refined(est, tgt)
+    assert torch.equal(result.perm, shuffle)
+    ordered = torch.gather(engine, 1, shuffle.unsqueeze(-1).expand_as(engine))
+    torch.testing.assert_close(result.loss, neg_si_snr(ordered, tgt).mean())
+    assert not torch.allclose(result.loss, build_loss("pit", 2)(est, tgt).loss)
+
+
 def test_loss_state_and_config():
     attention = build_loss("attn-hun", 5, reg="hoyer", g_mode="shared")
     assert attention.config == {"name": "attn-hun", "n_src": 5, "reg": "hoyer", "g_mode": "shared"}

@@ -65,8 +65,7 @@ class FixedOrderLoss(SeparationLoss):
     def forward(self, est: Tensor, tgt: Tensor) -> LossResult:
         """``est, tgt: [B, J, T]`` or ``[B, J, C, T]``; weighted mean over sources (mean over channels)."""
         self._check(est, tgt)
-        if self.refine is not None:
-            est = refined_estimates(est, tgt, *self.refine)
+        est = refined_estimates(est, tgt, self.refine)
         per_source = LOSSES[self.signal_loss](est, tgt)
         if per_source.dim() == 3:
             per_source = per_source.mean(2)
@@ -76,7 +75,11 @@ class FixedOrderLoss(SeparationLoss):
 
 
 class PITLoss(SeparationLoss):
-    """PIT with exact assignment: ``solver="auto"`` is exhaustive for J <= 3, Hungarian above."""
+    """PIT with exact assignment: ``solver="auto"`` is exhaustive for J <= 3, Hungarian above.
+
+    ``refine``: as for :class:`FixedOrderLoss`; the refinement treats every estimate alike, so the
+    assignment is searched over the refined estimates.
+    """
 
     def __init__(
         self,
@@ -85,8 +88,10 @@ class PITLoss(SeparationLoss):
         solver: Solver = "auto",
         threshold_byloss: bool = False,
         loss_threshold: float = LOSS_THRESHOLD,
+        refine: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(n_src, signal_loss, threshold_byloss, loss_threshold)
+        self.refine = refine_options(refine)
         if solver not in ("auto", "exhaustive", "hungarian"):
             raise SeparateError(f"unknown PIT solver '{solver}' (known: auto, exhaustive, hungarian)")
         self.solver = solver
@@ -94,7 +99,7 @@ class PITLoss(SeparationLoss):
     def forward(self, est: Tensor, tgt: Tensor) -> LossResult:
         """``est, tgt: [B, J, T]`` or ``[B, J, C, T]`` -> loss under the best assignment."""
         self._check(est, tgt)
-        pair_loss = self._pairwise(est, tgt)
+        pair_loss = self._pairwise(refined_estimates(est, tgt, self.refine), tgt)
         exhaustive = self.solver == "exhaustive" or (self.solver == "auto" and self.n_src <= 3)
         per_item, perm = exhaustive_pit(pair_loss) if exhaustive else hungarian_pit(pair_loss)
         loss, metrics = self._reduce(per_item)

@@ -1,13 +1,14 @@
 """Training through the refinement: score the stems that ``separate audio --refine`` would make.
 
-At inference a music model's stems are first made to add up to the mixture
-(:func:`separate.consistency.mixture_consistency`), then re-estimated from the mixture's spectrogram
-(:mod:`separate.refinement`). A model trained on its raw stems never sees that step, so it learns
-waveforms where the refinement only uses their magnitudes to share out each bin. With ``[loss] refine =
-{ n_fft = 16384, power = 1.5 }`` a fixed-order loss scores the stems after the same two steps: the
-mixture is the sum of the targets (a complete stem set), the masks are ratio masks
-``|E_j|^p / sum_k |E_k|^p`` of an ``n_fft``-sample STFT with a quarter-window hop, per channel (for a
-mono example, the multichannel Wiener filter with stem powers ``|E_j|^p`` is exactly these masks).
+At inference a music model's stems, and a speech model's speakers, are first made to add up to the
+mixture (:func:`separate.consistency.mixture_consistency`), then re-estimated from the mixture's
+spectrogram (:mod:`separate.refinement`). A model trained on its raw stems never sees that step, so it
+learns waveforms where the refinement only uses their magnitudes to share out each bin. With
+``[loss] refine = { n_fft = 16384, power = 1.5 }`` a fixed-order or PIT loss scores the stems after
+the same two steps: the mixture is the sum of the targets (a complete stem set, or every speaker),
+the masks are ratio masks ``|E_j|^p / sum_k |E_k|^p`` of an ``n_fft``-sample STFT with a
+quarter-window hop, per channel (for a mono example, the multichannel Wiener filter with stem powers
+``|E_j|^p`` is exactly these masks; 8 kHz speech runs with ``n_fft = 2048, power = 1``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ def refine_options(options: Any) -> tuple[int, float] | None:
     return n_fft, float(power)
 
 
-def refined_estimates(est: Tensor, tgt: Tensor, n_fft: int, power: float) -> Tensor:
+def refined_estimates(est: Tensor, tgt: Tensor, refine: tuple[int, float] | None) -> Tensor:
     """``est, tgt: [B, J, T]`` or ``[B, J, C, T]`` -> ``est``'s shape: the stems made consistent with
     the mixture ``sum_j tgt_j`` (the residual shared equally), then re-estimated from it by ratio
-    masks. Differentiable; items shorter than half a window pass through consistent but unmasked."""
+    masks of ``refine = (n_fft, power)`` (:func:`refine_options`); ``est`` itself when ``refine`` is
+    None. Differentiable; items shorter than half a window pass through consistent but unmasked."""
+    if refine is None:
+        return est
+    n_fft, power = refine
     stems = est if est.dim() == 4 else est.unsqueeze(2)  # [B, J, C, T]
     mix = (tgt if tgt.dim() == 4 else tgt.unsqueeze(2)).sum(1).to(stems.dtype)  # [B, C, T]
     consistent = mixture_consistency(stems, mix)
